@@ -1,0 +1,41 @@
+"""augment: conditional-GAN data augmentation with an honest with/without evaluation.
+
+Public API (imported lazily, so ``import augment`` stays cheap until a name is used)::
+
+    images, labels = augment.synthesize("models/gan.pt", {"cat": 100, "dog": 40}, seed=0)
+    counts = augment.balance_counts(train_labels, num_classes=10)   # {class: n} to balance
+    gan = augment.train_gan(image_set, augment.TrainConfig(epochs=50), seed=0)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "synthesize": "synthesize", "balance_counts": "synthesize", "write_synthetic": "synthesize",
+    "sample_grid": "synthesize",
+    "load_generator": "checkpoint", "load_checkpoint": "checkpoint",
+    "train_gan": "train", "GAN": "train",
+    "ImageSet": "data", "load_source": "data", "load_prepared": "data",
+    "load_synthetic": "data",
+    "evaluate_variant": "evaluate", "fit_classifier": "evaluate",
+    "PrepareConfig": "config", "TrainConfig": "config", "SynthesizeConfig": "config",
+    "EvaluateConfig": "config",
+    "AugmentError": "errors", "ConfigError": "errors", "DataError": "errors",
+    "CheckpointError": "errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'augment' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # cache: the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,84 @@
+"""``augment`` console script: one subcommand per pipeline stage.
+
+``augment prepare|train|synthesize|evaluate [--params params.yaml] [paths...]`` reads the stage's
+section of the params file and runs it in this process (no Prefect); the flows in ``flows/`` call
+the same stage functions. Errors a user can fix are printed without a traceback, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+
+from . import stages
+from .config import STAGE_CONFIGS, describe_type, load_params
+from .errors import AugmentError
+
+# subcommand -> (help, {option: (default, help)})
+STAGES = {
+    "prepare": ("load the data set, split train/val/test, apply the long-tail imbalance", {
+        "out": ("data/prepared", "directory for the prepared splits"),
+        "metrics": ("metrics/prepare.json", "class counts and split sizes (JSON)")}),
+    "train": ("train the conditional GAN on the prepared train split", {
+        "data": ("data/prepared", "prepared data directory"),
+        "out": ("models/gan.pt", "checkpoint path (written every train.checkpoint_every epochs)"),
+        "samples": ("plots/train/samples.png", "per-class sample grid (PNG)"),
+        "logdir": ("dvclive/train", "dvclive directory for the loss curves")}),
+    "synthesize": ("draw class-balanced synthetic samples from the checkpoint", {
+        "data": ("data/prepared", "prepared data directory (train split sets the counts)"),
+        "model": ("models/gan.pt", "GAN checkpoint"),
+        "out": ("data/synthetic", "output directory: images/<class>/*.png, manifest.csv, .npy"),
+        "metrics": ("metrics/synthesize.json", "per-class synthetic counts (JSON)")}),
+    "evaluate": ("train the downstream classifier with and without synthetic samples", {
+        "data": ("data/prepared", "prepared data directory"),
+        "synthetic": ("data/synthetic", "synthetic data directory"),
+        "metrics": ("metrics/evaluate.json", "test metrics per variant (JSON)"),
+        "plots": ("plots/evaluate", "directory for confusion/recall plots and the run table")}),
+}
+
+
+def _settings_help(section: str) -> str:
+    """The params keys of a section, their types and defaults, for ``--help``."""
+    cls = STAGE_CONFIGS[section]
+    hints = typing.get_type_hints(cls)
+    lines = [f"params.yaml keys under '{section}:' (plus the top-level 'seed'):"]
+    for f in dataclasses.fields(cls):
+        lines.append(f"  {f.name:<17} default {f.default!r:<20} {describe_type(hints[f.name])}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="augment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for name, (summary, options) in STAGES.items():
+        p = sub.add_parser(name, help=summary, description=summary, epilog=_settings_help(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
+        for option, (default, text) in options.items():
+            p.add_argument(f"--{option}", default=default, help=f"{text} (default: %(default)s)")
+        if name == "train":
+            p.add_argument("--resume", action="store_true",
+                           help="continue from the checkpoint at --out if it exists")
+    return parser
+
+
+def stage_kwargs(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``stages.<stage>`` from parsed arguments (minus --params)."""
+    return {k: v for k, v in vars(args).items() if k not in ("stage", "params")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        getattr(stages, args.stage)(load_params(args.params), **stage_kwargs(args))
+    except AugmentError as err:
+        print(f"augment {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

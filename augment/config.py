@@ -1,0 +1,225 @@
+"""Typed, frozen stage configurations and their validation.
+
+``params.yaml`` holds one section per stage plus a shared ``seed``. A stage entry point reads its
+section and calls :func:`from_dict`, which rejects unknown keys, wrong types and out-of-range
+values with a message that names the key and what is allowed. The library itself only ever sees
+these frozen dataclasses (or plain keyword arguments), never the YAML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Union
+
+import yaml
+
+from .errors import ConfigError
+
+SECTIONS = ("prepare", "train", "synthesize", "evaluate")
+SOURCES = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn")
+PRESETS = ("dcgan", "classic")
+LOSSES = ("hinge", "bce", "wgan-gp")
+VARIANTS = ("real", "real+synthetic", "synthetic")
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open=False, hi_open=False):
+    """Field metadata for a numeric range check (``None`` = unbounded)."""
+    return {"range": (lo, hi, lo_open, hi_open)}
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Where the images come from and how they are split."""
+
+    source: Literal["digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn"] = "digits"
+    root: str = "data/raw"  # torchvision sources: folder holding <Name>/raw
+    download: bool = False  # torchvision sources: fetch when files are missing (needs internet)
+    image_size: Optional[int] = field(default=None, metadata=_range(8, 256))  # None = native
+    channels: Optional[Literal[1, 3]] = None  # None = native
+    val_fraction: float = field(default=0.15, metadata=_range(0, 1, lo_open=True, hi_open=True))
+    test_fraction: float = field(default=0.2, metadata=_range(0, 1, lo_open=True, hi_open=True))
+    imbalance_ratio: float = field(default=1.0, metadata=_range(1))  # n_max / n_min on train
+    max_per_class: Optional[int] = field(default=None, metadata=_range(1))  # cap per class, train+val
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Conditional-GAN training. ``None`` means: take the preset's default."""
+
+    preset: Literal["dcgan", "classic"] = "dcgan"
+    loss: Optional[Literal["hinge", "bce", "wgan-gp"]] = None
+    epochs: int = field(default=100, metadata=_range(1))
+    batch_size: int = field(default=64, metadata=_range(1))
+    z_dim: int = field(default=64, metadata=_range(1))
+    width: Optional[int] = field(default=None, metadata=_range(4))
+    lr_g: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
+    lr_d: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
+    betas: Optional[tuple[float, float]] = None
+    d_steps: int = field(default=1, metadata=_range(1))
+    ema_decay: Optional[float] = field(default=None, metadata=_range(0, 1, hi_open=True))
+    diffaug: Optional[str] = None  # DiffAugment policy, e.g. "translation,cutout"; "" = off
+    r1_gamma: float = field(default=0.0, metadata=_range(0))
+    gp_weight: float = field(default=10.0, metadata=_range(0))
+    amp: bool = True  # mixed precision, used on CUDA only
+    device: Device = "auto"
+    checkpoint_every: int = field(default=10, metadata=_range(1))  # epochs
+    grid_per_class: int = field(default=8, metadata=_range(1, 64))
+
+
+@dataclass(frozen=True)
+class SynthesizeConfig:
+    """How many synthetic samples per class: fill each class up to ``target`` × ``multiple``."""
+
+    target: Union[Literal["max"], int, dict[str, int]] = "max"
+    multiple: float = field(default=1.0, metadata=_range(0, lo_open=True))
+    batch_size: int = field(default=256, metadata=_range(1))
+    device: Device = "auto"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Downstream classifier trained with and without synthetic samples."""
+
+    variants: tuple[Literal["real", "real+synthetic", "synthetic"], ...] = ("real", "real+synthetic")
+    seeds: int = field(default=1, metadata=_range(1))  # paired seeds: seed, seed+1, ...
+    epochs: int = field(default=30, metadata=_range(1))
+    batch_size: int = field(default=64, metadata=_range(1))
+    lr: float = field(default=1e-3, metadata=_range(0, 1, lo_open=True))
+    weight_decay: float = field(default=5e-4, metadata=_range(0))
+    width: int = field(default=32, metadata=_range(4))
+    device: Device = "auto"
+
+
+STAGE_CONFIGS = {"prepare": PrepareConfig, "train": TrainConfig,
+                 "synthesize": SynthesizeConfig, "evaluate": EvaluateConfig}
+
+
+def from_dict(cls: type, raw: Mapping[str, Any] | None, *, section: str):
+    """Validate ``raw`` into the frozen dataclass ``cls``; errors name ``section.key``."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{section}: expected a mapping of settings, got {raw!r}")
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{section}: unknown key(s) {', '.join(unknown)}; "
+                          f"allowed keys are: {', '.join(allowed)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            key = f"{section}.{f.name}"
+            values[f.name] = _check_range(_coerce(hints[f.name], raw[f.name], key), f.metadata, key)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Return ``value`` as type ``tp`` or raise ConfigError naming ``key`` and the allowed values."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _coerce(option, value, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
+    if origin is Literal:
+        if value in args and type(value) in {type(a) for a in args}:
+            return value
+        raise ConfigError(f"{key}: got {value!r}; allowed values are {', '.join(map(repr, args))}")
+    if origin is tuple:
+        return _coerce_sequence(tp, value, key)
+    if origin is dict:
+        if not isinstance(value, Mapping) or not value:
+            raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
+        return {_coerce(args[0], k, f"{key} key"): _coerce(args[1], v, f"{key}.{k}")
+                for k, v in value.items()}
+    return _coerce_scalar(tp, value, key)
+
+
+def _coerce_sequence(tp: Any, value: Any, key: str) -> tuple:
+    args = typing.get_args(tp)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        if not value:
+            raise ConfigError(f"{key}: must not be empty; expected {describe_type(tp)}")
+        return tuple(_coerce(args[0], v, key) for v in value)
+    if len(value) != len(args):
+        raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
+    return tuple(_coerce(a, v, key) for a, v in zip(args, value))
+
+
+def _coerce_scalar(tp: Any, value: Any, key: str) -> Any:
+    if tp is type(None) and value is None:
+        return None
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
+
+
+def describe_type(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a non-empty list of ({describe_type(args[0])})"
+        return f"a list of {len(args)} values ({', '.join(describe_type(a) for a in args)})"
+    if origin is dict:
+        return f"a non-empty mapping {{{describe_type(args[0])}: {describe_type(args[1])}}}"
+    return {type(None): "null", bool: "true/false", int: "an integer", float: "a number",
+            str: "a string"}.get(tp, str(tp))
+
+
+def _check_range(value: Any, metadata: Mapping, key: str) -> Any:
+    if "range" not in metadata or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    lo, hi, lo_open, hi_open = metadata["range"]
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    too_high = hi is not None and (value >= hi if hi_open else value > hi)
+    if too_low or too_high:
+        left = "unbounded" if lo is None else f"{'(' if lo_open else '['}{lo}"
+        right = "unbounded" if hi is None else f"{hi}{')' if hi_open else ']'}"
+        raise ConfigError(f"{key}: got {value!r}; allowed range is {left}, {right}")
+    return value
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read ``params.yaml``; reject unknown top-level sections and a non-integer seed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: parameters file not found; pass --params PATH or create it "
+                          "(see the README for every key)")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    unknown = sorted(set(params) - {"seed", *SECTIONS})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; allowed: "
+                          f"seed, {', '.join(SECTIONS)}")
+    seed = params.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{path}: seed: got {seed!r}; expected an integer >= 0")
+    return params
+
+
+def stage_config(params: Mapping, section: str):
+    """The validated frozen config of one stage's section of ``params``."""
+    return from_dict(STAGE_CONFIGS[section], params.get(section), section=section)

@@ -1,0 +1,193 @@
+"""Loading image data sets, splitting them, and the prepared on-disk layout.
+
+Images travel as ``uint8`` arrays of shape ``N×C×H×W`` with ``int64`` labels in ``[0, K)`` and a
+tuple of K class names. The prepared layout (``<dir>/{train,val,test}/{images,labels}.npy`` and
+``<dir>/classes.json``) is what every later stage reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DataError
+from .io import atomic_path, save_arrays
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images (uint8, N×C×H×W), integer labels (N,) and the class names they index."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+
+    def subset(self, index: np.ndarray) -> "ImageSet":
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
+    def counts(self) -> np.ndarray:
+        """Images per class, shape (K,)."""
+        return np.bincount(self.labels, minlength=len(self.classes))
+
+
+# --------------------------------------------------------------------------------------- sources
+def load_digits_source() -> tuple[ImageSet, None]:
+    """scikit-learn's embedded 8×8 digits (1,797 images, 16 grey levels); no official test split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # N×1×8×8
+    classes = tuple(str(c) for c in bunch.target_names)
+    return ImageSet(images, bunch.target.astype(np.int64), classes), None
+
+
+_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",
+                "cifar10": "CIFAR10", "svhn": "SVHN"}
+
+
+def load_torchvision_source(name: str, *, root: str, download: bool) -> tuple[ImageSet, ImageSet]:
+    """A torchvision data set's official (train, test) splits, read from ``root``."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _TORCHVISION[name])
+    parts = []
+    for train in (True, False):
+        kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+        try:
+            ds = cls(root=root, download=download, **kwargs)
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted..."
+            raise DataError(f"prepare.source={name}: no usable files under prepare.root={root!r} "
+                            f"({err}). Put the data there or set prepare.download: true "
+                            "(needs internet).") from None
+        parts.append(_from_torchvision(ds, name))
+    return parts[0], parts[1]
+
+
+def _from_torchvision(ds, name: str) -> ImageSet:
+    data = np.asarray(ds.data)
+    if data.ndim == 3:  # MNIST family: N×H×W
+        data = data[:, None]
+    elif name == "cifar10":  # N×H×W×C
+        data = data.transpose(0, 3, 1, 2)
+    labels = np.asarray(getattr(ds, "targets", None) if name != "svhn" else ds.labels)
+    classes = tuple(getattr(ds, "classes", None) or [str(i) for i in range(10)])
+    return ImageSet(np.ascontiguousarray(data, dtype=np.uint8), labels.astype(np.int64), classes)
+
+
+def load_source(source: str, *, root: str = "data/raw", download: bool = False
+                ) -> tuple[ImageSet, ImageSet | None]:
+    """Load ``source``: returns (pool, official test split or None)."""
+    if source == "digits":
+        return load_digits_source()
+    if source in _TORCHVISION:
+        return load_torchvision_source(source, root=root, download=download)
+    raise DataError(f"prepare.source: unknown source {source!r}; "
+                    f"choose one of: digits, {', '.join(_TORCHVISION)}")
+
+
+# ------------------------------------------------------------------------------------ transforms
+def conform(data: ImageSet, *, image_size: int | None, channels: int | None) -> ImageSet:
+    """Resize (shorter side, then centre crop) to ``image_size`` and convert to ``channels``."""
+    images = torch.from_numpy(data.images)
+    if (image_size is None or images.shape[-2:] == (image_size, image_size)) and (
+            channels is None or images.shape[1] == channels):
+        return data
+    from torchvision.transforms.v2 import functional as TF  # ~3 s import: only when needed
+
+    if image_size is not None and images.shape[-2:] != (image_size, image_size):
+        images = TF.resize(images, [image_size], antialias=True)
+        images = TF.center_crop(images, [image_size, image_size])
+    if channels is not None and images.shape[1] != channels:
+        images = (images.expand(-1, 3, -1, -1) if channels == 3
+                  else TF.rgb_to_grayscale(images, num_output_channels=1))
+    return ImageSet(images.contiguous().numpy(), data.labels, data.classes)
+
+
+def cap_per_class(data: ImageSet, cap: int, *, seed: int) -> ImageSet:
+    """Keep at most ``cap`` random images of each class (for quick runs on large sets)."""
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(data.labels == c))[:cap] for c in range(len(data.classes))]
+    return data.subset(np.sort(np.concatenate(keep)))
+
+
+def long_tail(data: ImageSet, ratio: float, *, seed: int) -> ImageSet:
+    """CIFAR-LT recipe: class c keeps ``n_max · ratio^(−c/(K−1))`` random images (c = class index).
+
+    ``ratio`` = 1 returns the data unchanged; the rarest class keeps at least one image.
+    """
+    if ratio == 1.0:
+        return data
+    counts, k = data.counts(), len(data.classes)
+    keep_n = [max(1, int(counts.max() * ratio ** (-c / max(k - 1, 1)))) for c in range(k)]
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(data.labels == c))[: keep_n[c]] for c in range(k)]
+    return data.subset(np.sort(np.concatenate(keep)))
+
+
+def stratified_split(data: ImageSet, fraction: float, *, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Split off ``fraction`` of ``data``, stratified by label (sklearn)."""
+    from sklearn.model_selection import train_test_split  # ~2 s import: prepare stage only
+
+    index = np.arange(len(data.labels))
+    try:
+        keep, held = train_test_split(index, test_size=fraction, stratify=data.labels,
+                                      random_state=seed)
+    except ValueError as err:  # e.g. a class with a single image
+        raise DataError(f"cannot split {len(index)} images stratified by class with fraction "
+                        f"{fraction}: {err}. Every class needs at least 2 images per split; "
+                        "add images or lower prepare.val_fraction / prepare.test_fraction.") from None
+    return data.subset(np.sort(keep)), data.subset(np.sort(held))
+
+
+def check_classes(data: ImageSet) -> None:
+    """Refuse data sets that cannot train a conditional model: < 2 classes or an empty class."""
+    counts = data.counts()
+    if len(data.classes) < 2:
+        raise DataError(f"found {len(data.classes)} class(es); a classifier needs at least 2")
+    empty = [data.classes[c] for c in np.flatnonzero(counts == 0)]
+    if empty:
+        raise DataError(f"class(es) with no images: {', '.join(empty)}; add images or remove "
+                        "the class")
+
+
+# ---------------------------------------------------------------------------- prepared layout
+def save_prepared(directory: str | Path, splits: dict[str, ImageSet]) -> None:
+    """Write the prepared splits atomically: the directory appears complete or not at all."""
+    with atomic_path(directory) as tmp:
+        for name, part in splits.items():
+            save_arrays(tmp / name, images=part.images, labels=part.labels)
+        (tmp / "classes.json").write_text(json.dumps(list(splits["train"].classes), indent=2) + "\n")
+
+
+def load_prepared(directory: str | Path, splits=SPLITS) -> dict[str, ImageSet]:
+    """Read what :func:`save_prepared` wrote; a clear error if it is missing or inconsistent."""
+    directory = Path(directory)
+    try:
+        classes = tuple(json.loads((directory / "classes.json").read_text()))
+        out = {s: ImageSet(np.load(directory / s / "images.npy", allow_pickle=False),
+                           np.load(directory / s / "labels.npy", allow_pickle=False), classes)
+               for s in splits}
+    except (OSError, ValueError) as err:
+        raise DataError(f"{directory}: prepared data missing or unreadable ({err}); "
+                        "run the prepare stage first (augment prepare / dvc repro prepare)") from None
+    for name, part in out.items():
+        if part.images.ndim != 4 or len(part.images) != len(part.labels):
+            raise DataError(f"{directory}/{name}: images must be N×C×H×W with one label each")
+    return out
+
+
+def load_synthetic(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays :func:`write_synthetic` stored: (images uint8 N×C×H×W, labels int64)."""
+    directory = Path(directory)
+    try:
+        return (np.load(directory / "images.npy", allow_pickle=False),
+                np.load(directory / "labels.npy", allow_pickle=False))
+    except (OSError, ValueError) as err:
+        raise DataError(f"{directory}: synthetic data missing or unreadable ({err}); run the "
+                        "synthesize stage first (augment synthesize / dvc repro synthesize)") from None

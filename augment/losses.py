@@ -1,0 +1,103 @@
+"""GAN objectives as functions that return scalar tensors.
+
+A :class:`GANLoss` is assembled once at setup from a loss name, the DiffAugment policy and the
+chosen penalties; the training loop just calls ``loss.discriminator(...)`` and
+``loss.generator(...)`` and never branches on which objective is in use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Tensor = torch.Tensor
+
+
+# Adversarial terms on discriminator logits (B,) -------------------------------------------------
+def hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def hinge_g(fake: Tensor) -> Tensor:
+    return -fake.mean()
+
+
+def bce_d(real: Tensor, fake: Tensor) -> Tensor:
+    """Goodfellow's minimax D loss: -log σ(D(x)) - log(1 - σ(D(G(z)))), in logit form."""
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def bce_g(fake: Tensor) -> Tensor:
+    """The non-saturating G loss: -log σ(D(G(z)))."""
+    return F.softplus(-fake).mean()
+
+
+def wasserstein_d(real: Tensor, fake: Tensor) -> Tensor:
+    return fake.mean() - real.mean()
+
+
+def wasserstein_g(fake: Tensor) -> Tensor:
+    return -fake.mean()
+
+
+OBJECTIVES = {"hinge": (hinge_d, hinge_g), "bce": (bce_d, bce_g),
+              "wgan-gp": (wasserstein_d, wasserstein_g)}
+
+
+# Penalties: (D, real, fake, y) -> scalar ----------------------------------------------------------
+def gradient_penalty(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor) -> Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (‖∇D(x̂)‖ − 1)² on random interpolates x̂."""
+    alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(mixed, y).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): ½‖∇D(x)‖² on real data."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(real, y).sum(), real, create_graph=True)
+    return 0.5 * grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    """One GAN objective + DiffAugment + weighted penalties, fixed at setup."""
+
+    d_term: Callable[[Tensor, Tensor], Tensor]
+    g_term: Callable[[Tensor], Tensor]
+    augment: Callable[[Tensor], Tensor]
+    penalties: tuple[tuple[float, Callable], ...] = field(default=())
+
+    def discriminator(self, d: nn.Module, real: Tensor, fake: Tensor, y: Tensor
+                      ) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's loss on a real batch and a detached fake batch (same labels ``y``)."""
+        real_aug, fake_aug = self.augment(real), self.augment(fake.detach())
+        real_logits, fake_logits = d(real_aug, y), d(fake_aug, y)
+        adversarial = self.d_term(real_logits, fake_logits)
+        # Penalties run in float32: their second-order gradients are fragile under fp16.
+        with torch.autocast(real.device.type, enabled=False):
+            extra = sum(w * p(d, real_aug.float(), fake_aug.float(), y) for w, p in self.penalties)
+        stats = {"d_real": real_logits.detach().float().mean(),
+                 "d_fake": fake_logits.detach().float().mean()}
+        return adversarial + extra, stats
+
+    def generator(self, d: nn.Module, fake: Tensor, y: Tensor) -> Tensor:
+        """G's loss on a fresh fake batch."""
+        return self.g_term(d(self.augment(fake), y))
+
+
+def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: float = 10.0,
+              r1_gamma: float = 0.0) -> GANLoss:
+    """Assemble the objective ``name`` (hinge | bce | wgan-gp) with its penalties."""
+    d_term, g_term = OBJECTIVES[name]
+    penalties = []
+    if name == "wgan-gp":
+        penalties.append((gp_weight, gradient_penalty))
+    if r1_gamma > 0:
+        penalties.append((r1_gamma, r1_penalty))
+    return GANLoss(d_term, g_term, augment, tuple(penalties))

@@ -1,0 +1,184 @@
+"""Conditional generators and discriminators, and the preset registry that pairs them.
+
+Every generator maps ``(z: B×z_dim, y: B) -> images B×C×H×W in [-1, 1]``; every discriminator
+maps ``(x: B×C×H×W, y: B) -> logits B``. Both are built from ``hparams`` alone (image shape,
+class count, z_dim, width), which the checkpoint stores, so a checkpoint rebuilds its model.
+
+Presets:
+- ``dcgan``: DCGAN-style G with class-conditional batch norm (SNGAN/BigGAN conditioning), D with
+  spectral norm and a projection head (Miyato & Koyama 2018); hinge loss, TTUR, EMA, DiffAugment.
+- ``classic``: the textbook cGAN (Mirza & Osindero 2014): MLPs, one-hot label concatenated, BCE,
+  Adam 2e-4, betas (0.5, 0.999). Kept as the baseline every benchmark compares with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def resolution_plan(size: int) -> tuple[int, int]:
+    """(base size s0, number of 2× up/down-samplings n) with ``s0 · 2**n == size`` and s0 ≥ 4.
+
+    32 → (4, 3); 28 → (7, 2); 8 → (4, 1); 64 → (4, 4).
+    """
+    n = 0
+    while size % 2 == 0 and size // 2 >= 4:
+        size, n = size // 2, n + 1
+    return size, n
+
+
+# ------------------------------------------------------------------------------ dcgan preset
+class CondBatchNorm(nn.Module):
+    """BatchNorm whose scale and shift come from the class label: BN(x)·γ_y + β_y."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.embed = nn.Embedding(num_classes, 2 * channels)
+        nn.init.ones_(self.embed.weight[:, :channels])
+        nn.init.zeros_(self.embed.weight[:, channels:])
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.embed(y)[:, :, None, None].chunk(2, dim=1)  # each B×C×1×1
+        return self.bn(x) * gamma + beta
+
+
+class UpBlock(nn.Module):
+    """CBN → ReLU → 2× nearest upsample → 3×3 conv."""
+
+    def __init__(self, c_in: int, c_out: int, num_classes: int):
+        super().__init__()
+        self.norm = CondBatchNorm(c_in, num_classes)
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(F.relu(self.norm(x, y)), scale_factor=2.0))
+
+
+def _widths(width: int, n: int, cap: int = 512) -> list[int]:
+    """Channels from coarse to fine: width·2^n, ..., width (capped)."""
+    return [min(width * 2 ** (n - i), cap) for i in range(n + 1)]
+
+
+class ConvGenerator(nn.Module):
+    """z → linear → C0×s0×s0 → n × UpBlock → CBN → ReLU → conv3×3 → tanh."""
+
+    def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
+                 width: int):
+        super().__init__()
+        channels, size, _ = image_shape
+        self.s0, n = resolution_plan(size)
+        self.widths = _widths(width, n)
+        self.fc = nn.Linear(z_dim, self.widths[0] * self.s0 ** 2)
+        self.blocks = nn.ModuleList(UpBlock(a, b, num_classes)
+                                    for a, b in zip(self.widths, self.widths[1:]))
+        self.out_norm = CondBatchNorm(self.widths[-1], num_classes)
+        self.out = nn.Conv2d(self.widths[-1], channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(len(z), self.widths[0], self.s0, self.s0)
+        for block in self.blocks:
+            h = block(h, y)
+        return torch.tanh(self.out(F.relu(self.out_norm(h, y))))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """SN convs down to s0, global sum pool → h; logit = ψ(h) + ⟨embed(y), h⟩ (projection)."""
+
+    def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, width: int, **_):
+        super().__init__()
+        channels, size, _ = image_shape
+        widths = _widths(width, resolution_plan(size)[1])[::-1]  # fine → coarse
+        layers = [spectral_norm(nn.Conv2d(channels, widths[0], 3, padding=1)), nn.LeakyReLU(0.2)]
+        for a, b in zip(widths, widths[1:]):
+            layers += [spectral_norm(nn.Conv2d(a, b, 3, padding=1)), nn.LeakyReLU(0.2),
+                       spectral_norm(nn.Conv2d(b, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers)
+        self.linear = spectral_norm(nn.Linear(widths[-1], 1))
+        self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1]))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).sum(dim=(2, 3))  # B×C
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+
+
+# ---------------------------------------------------------------------------- classic preset
+class MLPGenerator(nn.Module):
+    """[z, one-hot(y)] → width → 2·width → 4·width (BN, LeakyReLU) → C·H·W → tanh."""
+
+    def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
+                 width: int):
+        super().__init__()
+        self.image_shape, self.num_classes = tuple(image_shape), num_classes
+        dims = [z_dim + num_classes, width, 2 * width, 4 * width]
+        layers = []
+        for i, (a, b) in enumerate(zip(dims, dims[1:])):
+            layers += [nn.Linear(a, b)] + ([nn.BatchNorm1d(b)] if i else []) + [nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], math.prod(image_shape)), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
+        return self.net(h).view(len(z), *self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """[flatten(x), one-hot(y)] → 2·width → width (LeakyReLU, dropout) → logit."""
+
+    def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, width: int, **_):
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = nn.Sequential(
+            nn.Linear(math.prod(image_shape) + num_classes, 2 * width), nn.LeakyReLU(0.2),
+            nn.Dropout(0.3), nn.Linear(2 * width, width), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+            nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([x.flatten(1), F.one_hot(y, self.num_classes).to(x.dtype)], dim=1)
+        return self.net(h).squeeze(1)
+
+
+# ---------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class Preset:
+    """An architecture pair and the training defaults that go with it."""
+
+    generator: Callable[..., nn.Module]
+    discriminator: Callable[..., nn.Module]
+    defaults: dict = field(default_factory=dict)  # TrainConfig fields left as None
+    width: dict = field(default_factory=dict)  # default width per device type
+
+
+PRESETS: dict[str, Preset] = {
+    "dcgan": Preset(ConvGenerator, ProjectionDiscriminator,
+                    defaults=dict(loss="hinge", lr_g=2e-4, lr_d=4e-4, betas=(0.0, 0.9),
+                                  ema_decay=0.999, diffaug="translation,cutout"),
+                    width={"cpu": 32, "cuda": 64}),
+    "classic": Preset(MLPGenerator, MLPDiscriminator,
+                      defaults=dict(loss="bce", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
+                                    ema_decay=0.0, diffaug=""),
+                      width={"cpu": 256, "cuda": 256}),
+}
+
+
+def build_generator(hparams: dict) -> nn.Module:
+    """Rebuild a generator from the ``hparams`` a checkpoint stores."""
+    preset = PRESETS[hparams["preset"]]
+    generator = preset.generator(image_shape=tuple(hparams["image_shape"]),
+                                 num_classes=hparams["num_classes"], z_dim=hparams["z_dim"],
+                                 width=hparams["width"])
+    generator.hparams = dict(hparams)  # what synthesize() needs: class count, z_dim, shape
+    return generator
+
+
+def build_discriminator(hparams: dict) -> nn.Module:
+    """Rebuild the discriminator that goes with ``hparams``."""
+    preset = PRESETS[hparams["preset"]]
+    return preset.discriminator(image_shape=tuple(hparams["image_shape"]),
+                                num_classes=hparams["num_classes"], width=hparams["width"])

@@ -1,0 +1,193 @@
+"""Stage entry points: read one section of the params, validate it, call the library, write
+outputs atomically. The CLI and the Prefect flows both call these; nothing else reads params.
+
+Every function takes the already-loaded params mapping (see :func:`augment.config.load_params`)
+and output paths with the defaults that ``dvc.yaml`` uses. Each returns a small summary dict.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from . import data as D
+from .config import stage_config
+from .errors import DataError
+from .io import write_json
+from .runtime import resolve_device
+
+# Each stage imports the heavy modules it alone needs (torchvision, sklearn, matplotlib,
+# dvclive: 1-3 s each on a small CPU), so a stage process pays only for its own.
+
+Runner = Callable[[Callable[..., dict], Iterable[dict]], list[dict]]
+
+
+def _log(stage: str, message: str) -> None:
+    print(f"[{stage}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------------- prepare
+def prepare(params: Mapping, *, out: str = "data/prepared",
+            metrics: str = "metrics/prepare.json") -> dict:
+    """Load the source, conform size/channels, split train/val/test, apply the long tail."""
+    cfg, seed = stage_config(params, "prepare"), params.get("seed", 0)
+    pool, test = D.load_source(cfg.source, root=cfg.root, download=cfg.download)
+    pool = D.conform(pool, image_size=cfg.image_size, channels=cfg.channels)
+    D.check_classes(pool)
+    if cfg.max_per_class is not None:
+        pool = D.cap_per_class(pool, cfg.max_per_class, seed=seed)
+    if test is None:
+        pool, test = D.stratified_split(pool, cfg.test_fraction, seed=seed)
+    else:
+        test = D.conform(test, image_size=cfg.image_size, channels=cfg.channels)
+    train, val = D.stratified_split(pool, cfg.val_fraction, seed=seed)
+    train = D.long_tail(train, cfg.imbalance_ratio, seed=seed)
+    splits = {"train": train, "val": val, "test": test}
+    D.save_prepared(out, splits)
+    counts = train.counts()
+    summary = {"classes": len(train.classes), "image_shape": list(train.images.shape[1:]),
+               **{f"n_{name}": int(len(part.labels)) for name, part in splits.items()},
+               "train_imbalance": float(counts.max() / counts.min()),
+               "train_counts": {c: int(n) for c, n in zip(train.classes, counts)}}
+    write_json(metrics, summary)
+    _log("prepare", f"{cfg.source}: train {len(train.labels)} / val {len(val.labels)} / "
+                    f"test {len(test.labels)}, image {summary['image_shape']}")
+    return summary
+
+
+# --------------------------------------------------------------------------------------- train
+def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.pt",
+          samples: str = "plots/train/samples.png", logdir: str = "dvclive/train",
+          resume: bool = False) -> dict:
+    """Train the cGAN, log losses with dvclive, checkpoint every ``checkpoint_every`` epochs."""
+    from dvclive import Live
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .plots import save_png
+    from .synthesize import sample_grid
+    from .train import train_gan
+
+    cfg, seed = stage_config(params, "train"), params.get("seed", 0)
+    real = D.load_prepared(data, splits=("train",))["train"]
+    start = load_checkpoint(out) if resume and Path(out).is_file() else None
+    t0 = time.perf_counter()
+    with Live(logdir, resume=start is not None, save_dvc_exp=False, dvcyaml=None) as live:
+        def on_epoch(epoch: int, metrics: dict, gan) -> None:
+            for name, value in metrics.items():
+                live.log_metric(f"train/{name}", value)
+            live.next_step()
+            history.append({"epoch": epoch, **metrics})
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                save_checkpoint(out, gan.state(classes=real.classes, epoch=epoch, history=history))
+
+        history = list(start["history"]) if start else []
+        gan = train_gan(real, cfg, seed=seed, device=cfg.device, resume=start, on_epoch=on_epoch)
+    grid = sample_grid(gan.ema.module, num_classes=len(real.classes),
+                       per_class=cfg.grid_per_class, seed=seed, device=cfg.device)
+    save_png(samples, grid)
+    seconds = time.perf_counter() - t0
+    _log("train", f"{gan.config.preset} ({gan.config.loss}), {cfg.epochs} epochs on "
+                  f"{resolve_device(cfg.device)}: {seconds:.1f} s")
+    return {"epochs": cfg.epochs, "seconds": seconds, "final": history[-1] if history else {}}
+
+
+# ---------------------------------------------------------------------------------- synthesize
+def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "models/gan.pt",
+               out: str = "data/synthetic", metrics: str = "metrics/synthesize.json") -> dict:
+    """Fill every class of the train split up to the target with samples of the EMA generator."""
+    from .checkpoint import load_generator
+    from .synthesize import balance_counts, synthesize as draw, write_synthetic
+
+    cfg, seed = stage_config(params, "synthesize"), params.get("seed", 0)
+    real = D.load_prepared(data, splits=("train",))["train"]
+    generator, classes = load_generator(model, resolve_device(cfg.device))
+    if tuple(classes) != real.classes:
+        raise DataError(f"{model} was trained on classes {list(classes)} but {data} has "
+                        f"{list(real.classes)}; re-run the train stage")
+    counts = balance_counts(real.labels, num_classes=len(classes), target=cfg.target,
+                            multiple=cfg.multiple, classes=classes)
+    images, labels = draw(generator, counts, batch_size=cfg.batch_size, seed=seed,
+                          device=cfg.device)
+    write_synthetic(out, images, labels, classes)
+    summary = {"total": int(len(labels)),
+               "per_class": {classes[c]: n for c, n in counts.items()}}
+    write_json(metrics, summary)
+    _log("synthesize", f"{summary['total']} samples written to {out}")
+    return summary
+
+
+# ------------------------------------------------------------------------------------ evaluate
+def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "data/synthetic",
+             metrics: str = "metrics/evaluate.json", plots: str = "plots/evaluate",
+             runner: Runner | None = None) -> dict:
+    """Train the classifier per (variant, seed), select on val, report test metrics and plots.
+
+    ``runner(fn, jobs)`` maps ``fn(**job)`` over the jobs; the Prefect flow passes one that
+    runs them as tasks. Default: in order, in this process.
+    """
+    from .evaluate import evaluate_variant
+
+    cfg, seed = stage_config(params, "evaluate"), params.get("seed", 0)
+    splits = D.load_prepared(data)
+    needs_synthetic = any("synthetic" in v for v in cfg.variants)
+    fake = D.load_synthetic(synthetic) if needs_synthetic else None
+    fit = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+               weight_decay=cfg.weight_decay, width=cfg.width, device=cfg.device)
+    jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, **fit)
+            for i in range(cfg.seeds) for v in cfg.variants]
+    runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)
+    summary = summarize(runs)
+    write_json(metrics, summary)
+    write_evaluation_plots(Path(plots), runs, splits["train"].classes)
+    for variant, m in summary["variants"].items():
+        _log("evaluate", f"{variant:>16}: acc {m['accuracy']:.4f}  bal-acc "
+                         f"{m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    return summary
+
+
+SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean (and std over seeds) per variant, and each variant's difference from ``real``."""
+    import pandas as pd
+
+    table = pd.DataFrame(runs)
+    stats = table.groupby("variant", sort=False)[list(SCORES)].agg(["mean", "std"])
+    variants = {}
+    for variant, row in stats.iterrows():
+        variants[variant] = {s: round(float(row[(s, "mean")]), 6) for s in SCORES}
+        if table["seed"].nunique() > 1:
+            variants[variant].update({f"{s}_std": round(float(row[(s, "std")]), 6) for s in SCORES})
+    summary = {"seeds": int(table["seed"].nunique()), "variants": variants}
+    if "real" in variants:
+        summary["delta_vs_real"] = {
+            v: {s: round(m[s] - variants["real"][s], 6) for s in SCORES}
+            for v, m in variants.items() if v != "real"}
+    return summary
+
+
+def _slug(variant: str) -> str:
+    return variant.replace("+", "_")
+
+
+def write_evaluation_plots(directory: Path, runs: list[dict], classes: tuple[str, ...]) -> None:
+    """Confusion tables (first seed, DVC ``confusion`` template), per-class recall, run table."""
+    import pandas as pd
+
+    from .plots import recall_chart, save_csv
+
+    first_seed = min(r["seed"] for r in runs)
+    for r in runs:
+        if r["seed"] == first_seed:
+            save_csv(directory / f"confusion_{_slug(r['variant'])}.csv", pd.DataFrame(
+                {"actual": [classes[i] for i in r["y_true"]],
+                 "predicted": [classes[i] for i in r["y_pred"]]}))
+    recall = pd.DataFrame([{"class": c, "variant": r["variant"], "recall": v}
+                           for r in runs for c, v in r["per_class_recall"].items()])
+    recall = recall.groupby(["class", "variant"], sort=False, as_index=False)["recall"].mean()
+    save_csv(directory / "per_class_recall.csv", recall)
+    recall_chart(directory / "per_class_recall.png", recall)
+    keep = ["variant", "seed", "n_train", "epoch", "val_balanced_accuracy", *SCORES]
+    save_csv(directory / "runs.csv", pd.DataFrame(runs)[keep])

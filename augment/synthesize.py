@@ -1,0 +1,126 @@
+"""Class-balanced sampling from a trained conditional generator.
+
+:func:`balance_counts` says how many synthetic images each class needs; :func:`synthesize`
+draws exactly that many, deterministically for a seed; :func:`write_synthetic` stores them as an
+ImageFolder-style PNG tree, a ``manifest.csv`` and arrays for fast loading.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torchvision.io import write_png
+from torchvision.utils import make_grid
+
+from .checkpoint import load_generator
+from .errors import DataError
+from .io import atomic_path, save_arrays
+from .runtime import progress, resolve_device, to_uint8
+
+Target = str | int | Mapping[str | int, int]
+
+
+def _class_index(key: str | int, classes: tuple[str, ...] | None, num_classes: int) -> int:
+    """A class given by index or by name → its index; unknown classes are an error."""
+    if classes is not None and isinstance(key, str) and key in classes:
+        return classes.index(key)
+    if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < num_classes:
+        return key
+    known = ", ".join(classes) if classes is not None else f"0..{num_classes - 1}"
+    raise DataError(f"unknown class {key!r}; known classes: {known}")
+
+
+def balance_counts(labels, *, num_classes: int, target: Target = "max", multiple: float = 1.0,
+                   classes: tuple[str, ...] | None = None) -> dict[int, int]:
+    """Synthetic images per class so that real + synthetic reaches ``target × multiple``.
+
+    ``target``: ``"max"`` (the largest class count), an int (the same goal for every class) or
+    ``{class: goal}`` (only the classes listed; others get none). Classes already at or above
+    their goal get 0. Returns ``{class_index: n}`` for every class.
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    if isinstance(target, Mapping):
+        goals = {_class_index(k, classes, num_classes): int(v) for k, v in target.items()}
+    elif target == "max":
+        goals = dict.fromkeys(range(num_classes), int(counts.max()))
+    elif isinstance(target, int) and not isinstance(target, bool):
+        goals = dict.fromkeys(range(num_classes), target)
+    else:
+        raise DataError(f"target: got {target!r}; expected 'max', an integer or {{class: count}}")
+    if any(g < 0 for g in goals.values()) or multiple <= 0:
+        raise DataError("target counts must be >= 0 and multiple > 0")
+    return {c: max(0, round(goals.get(c, 0) * multiple) - int(counts[c]))
+            for c in range(num_classes)}
+
+
+@torch.no_grad()
+def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int] | int, *,
+               batch_size: int = 256, seed: int = 0, device: str | torch.device | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw exactly ``counts[c]`` images of every class ``c`` from a conditional generator.
+
+    ``generator`` is a checkpoint path (its EMA generator is used) or a loaded model taking
+    ``(z, y)``; ``counts`` is ``{class: n}`` (index, or name for checkpoints) or one int for
+    every class. Returns ``(images uint8 N×C×H×W, labels int64 N)`` on the CPU, sorted by class.
+    The same seed gives the same images whatever ``batch_size`` is (noise is drawn up front).
+    """
+    device = resolve_device(device)
+    classes = None
+    if isinstance(generator, (str, Path)):
+        generator, classes = load_generator(generator, device)
+    num_classes, z_dim = generator.hparams["num_classes"], generator.hparams["z_dim"]
+    if isinstance(counts, int):
+        counts = dict.fromkeys(range(num_classes), counts)
+    per_class = {_class_index(k, classes, num_classes): int(v) for k, v in counts.items()}
+    if any(v < 0 for v in per_class.values()):
+        raise DataError(f"counts must be >= 0, got {dict(counts)}")
+    labels = torch.cat([torch.full((per_class[c],), c, dtype=torch.int64)
+                        for c in sorted(per_class)] or [torch.empty(0, dtype=torch.int64)])
+    noise = torch.randn(len(labels), z_dim, generator=torch.Generator().manual_seed(seed))
+    was_training = generator.training
+    generator.eval()  # BN uses running statistics: each sample independent of its batch
+    chunks = [to_uint8(generator(z.to(device), y.to(device)))
+              for z, y in progress(zip(noise.split(batch_size), labels.split(batch_size)),
+                                   desc="synthesize", total=-(-len(labels) // batch_size))]
+    generator.train(was_training)
+    shape = tuple(generator.hparams["image_shape"])
+    images = torch.cat(chunks) if chunks else torch.empty((0, *shape), dtype=torch.uint8)
+    return images, labels
+
+
+def sample_grid(generator: nn.Module, *, num_classes: int, per_class: int = 8, seed: int = 0,
+                device: str | torch.device | None = None) -> torch.Tensor:
+    """A uint8 C×H×W grid image: one row per class, ``per_class`` samples each."""
+    images, _ = synthesize(generator, per_class, seed=seed, device=device)
+    return make_grid(images, nrow=per_class, padding=1, pad_value=255)
+
+
+def safe_name(name: str) -> str:
+    """A class name usable as a folder name (path separators and odd characters → '_')."""
+    return re.sub(r"[^\w.\- ]", "_", name).strip(" .") or "_"
+
+
+def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.Tensor,
+                    classes: tuple[str, ...]) -> pd.DataFrame:
+    """Write ``images/<class>/<class>_<i>.png``, ``manifest.csv`` and ``{images,labels}.npy``.
+
+    The directory is replaced atomically. Returns the manifest (paths relative to it).
+    """
+    rows = []
+    with atomic_path(directory) as tmp:
+        for i, (image, label) in enumerate(zip(images, labels.tolist())):
+            rel = Path("images") / safe_name(classes[label]) / f"{label:03d}_{i:06d}.png"
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_png(image, str(tmp / rel))
+            rows.append({"path": rel.as_posix(), "label": label, "class_name": classes[label],
+                         "source": "synthetic"})
+        manifest = pd.DataFrame(rows, columns=["path", "label", "class_name", "source"])
+        manifest.to_csv(tmp / "manifest.csv", index=False)
+        save_arrays(tmp, images=images.numpy(), labels=labels.numpy())
+    return manifest

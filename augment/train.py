@@ -1,0 +1,135 @@
+"""Conditional-GAN training: setup once, then a loop that only orchestrates.
+
+The loop steps D and G, updates the EMA generator and reports per-epoch means. What the losses
+are (hinge / BCE / WGAN-GP, DiffAugment, penalties) was fixed at setup in a :class:`GANLoss`;
+which architecture, by the preset registry. Nothing inside the step branches on a flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .config import TrainConfig
+from .data import ImageSet
+from .diffaug import make_diffaug
+from .losses import GANLoss, make_loss
+from .models import PRESETS, build_discriminator, build_generator
+from .runtime import progress, resolve_device, seed_everything, to_unit
+
+
+def resolve_config(cfg: TrainConfig, device: torch.device) -> TrainConfig:
+    """Fill the settings left as None with the preset's defaults (width by device type)."""
+    preset = PRESETS[cfg.preset]
+    fill = {k: v for k, v in preset.defaults.items() if getattr(cfg, k) is None}
+    if cfg.width is None:
+        fill["width"] = preset.width[device.type]
+    return dataclasses.replace(cfg, **fill)
+
+
+@dataclass
+class GAN:
+    """Everything the training loop touches; built once by :func:`setup`."""
+
+    generator: nn.Module
+    ema: AveragedModel  # EMA of G's weights and BN buffers: the model used for sampling
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    loss: GANLoss
+    hparams: dict
+    config: TrainConfig
+    autocast: Callable[[], torch.autocast]  # bf16 on CUDA when cfg.amp; a no-op on CPU
+
+    def state(self, *, classes, epoch: int, history: list[dict]) -> dict:
+        """A checkpoint dict (see :mod:`augment.checkpoint`)."""
+        return {"hparams": self.hparams, "classes": list(classes), "epoch": epoch,
+                "config": dataclasses.asdict(self.config), "history": history,
+                "generator": self.ema.module.state_dict(),
+                "generator_raw": self.generator.state_dict(),
+                "discriminator": self.discriminator.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load(self, state: dict) -> None:
+        """Restore weights and optimizer state from a checkpoint dict (to resume)."""
+        self.ema.module.load_state_dict(state["generator"])
+        self.generator.load_state_dict(state["generator_raw"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.device) -> GAN:
+    """Build models, optimizers, EMA, loss and mixed precision for a *resolved* config."""
+    hparams = {"preset": cfg.preset, "image_shape": list(image_shape),
+               "num_classes": num_classes, "z_dim": cfg.z_dim, "width": cfg.width}
+    g = build_generator(hparams).to(device)
+    d = build_discriminator(hparams).to(device)
+    ema = AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    amp = cfg.amp and device.type == "cuda"
+    loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
+                     r1_gamma=cfg.r1_gamma)
+    return GAN(g, ema, d,
+               torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
+               torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
+               loss, hparams, cfg,
+               # bf16 keeps fp32's exponent range, so no loss scaling is needed.
+               lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp))
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
+              device: str | torch.device | None = "auto", resume: dict | None = None,
+              on_epoch: Callable[[int, dict, GAN], None] | None = None) -> GAN:
+    """Train a conditional GAN on ``data``; returns the trained :class:`GAN`.
+
+    ``on_epoch(epoch, metrics, gan)`` is called after every epoch (1-based): the caller logs and
+    checkpoints there. ``resume`` is a checkpoint dict to continue from.
+    """
+    device = resolve_device(device)
+    cfg = resolve_config(cfg, device)
+    seed_everything(seed)
+    gan = setup(cfg, image_shape=data.images.shape[1:], num_classes=len(data.classes),
+                device=device)
+    start = 0
+    if resume is not None:
+        gan.load(resume)
+        start = int(resume["epoch"])
+    x, labels = to_unit(data.images, device), torch.as_tensor(data.labels, device=device)
+    n, bs = len(labels), min(cfg.batch_size, len(labels))
+    order = torch.Generator().manual_seed(seed + start)
+    g, d, loss = gan.generator, gan.discriminator, gan.loss
+    for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
+        sums: dict[str, list] = {}  # name -> [sum, count]
+        perm = torch.randperm(n, generator=order).to(device)
+        for step in range(n // bs):
+            idx = perm[step * bs:(step + 1) * bs]
+            real, y = x[idx], labels[idx]
+            with gan.autocast():
+                fake = g(torch.randn(bs, cfg.z_dim, device=device), y)
+                d_loss, stats = loss.discriminator(d, real, fake, y)
+            _step(gan.opt_d, d_loss)
+            if (step + 1) % cfg.d_steps == 0:  # n_critic schedule: G every d_steps D steps
+                with gan.autocast():
+                    g_loss = loss.generator(d, fake, y)
+                _step(gan.opt_g, g_loss)
+                gan.ema.update_parameters(g)
+                stats["g_loss"] = g_loss.detach()
+            stats["d_loss"] = d_loss.detach()
+            for k, v in stats.items():
+                acc = sums.setdefault(k, [0.0, 0])
+                acc[0], acc[1] = acc[0] + v.float(), acc[1] + 1
+        metrics = {k: float(total) / count for k, (total, count) in sums.items()}
+        if on_epoch is not None:
+            on_epoch(epoch, metrics, gan)
+    return gan

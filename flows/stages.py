@@ -1,0 +1,23 @@
+"""Prefect flows for the prepare, train and synthesize stages: each runs one
+:mod:`augment.stages` function with the params file it is given."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from augment import stages
+from augment.config import load_params
+
+
+def _stage_flow(stage: str):
+    @flow(name=f"augment-{stage}", log_prints=True, validate_parameters=False)
+    def run(params_path: str = "params.yaml", **paths) -> dict:
+        return getattr(stages, stage)(load_params(params_path), **paths)
+
+    run.__doc__ = f"Run :func:`augment.stages.{stage}` with the params at ``params_path``."
+    return run
+
+
+prepare_flow = _stage_flow("prepare")
+train_flow = _stage_flow("train")
+synthesize_flow = _stage_flow("synthesize")
