@@ -11,6 +11,7 @@ export PYTHONPATH := $(CURDIR)
 # CPU-only machines: keep torch on the cores we have, no telemetry.
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: install repro test bench clean
 
@@ -26,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 repro: install
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (dvc)"; exit 1; }
 	time $(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/dvc metrics show metrics/evaluate.json
 
 test: install
 	$(BIN)/pytest -q

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import importlib
 
+# Bound eagerly: the submodule ``augment.synthesize`` would otherwise shadow the function.
+from .synthesize import synthesize
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "synthesize": "synthesize", "balance_counts": "synthesize", "write_synthetic": "synthesize",
+    "balance_counts": "synthesize", "write_synthetic": "synthesize",
     "sample_grid": "synthesize",
     "load_generator": "checkpoint", "load_checkpoint": "checkpoint",
     "train_gan": "train", "GAN": "train",
@@ -26,7 +29,7 @@ _EXPORTS = {
     "AugmentError": "errors", "ConfigError": "errors", "DataError": "errors",
     "CheckpointError": "errors",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "synthesize"])
 
 
 def __getattr__(name: str):

@@ -80,6 +80,11 @@ class SynthesizeConfig:
     batch_size: int = field(default=256, metadata=_range(1))
     device: Device = "auto"
 
+    def __post_init__(self):
+        goals = self.target.values() if isinstance(self.target, dict) else [self.target]
+        if any(isinstance(g, int) and g < 0 for g in goals):
+            raise ConfigError(f"synthesize.target: got {self.target!r}; counts must be >= 0")
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:

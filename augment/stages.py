@@ -140,7 +140,7 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     summary = summarize(runs)
     write_json(metrics, summary)
     write_evaluation_plots(Path(plots), runs, splits["train"].classes)
-    for variant, m in summary["variants"].items():
+    for variant, m in summary.items():
         _log("evaluate", f"{variant:>16}: acc {m['accuracy']:.4f}  bal-acc "
                          f"{m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     return summary
@@ -150,21 +150,22 @@ SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean (and std over seeds) per variant, and each variant's difference from ``real``."""
+    """Per variant: mean test scores (and std over seeds); ``gain``: variant minus ``real``.
+
+    Flat, short keys so that ``dvc metrics show`` prints a readable table.
+    """
     import pandas as pd
 
     table = pd.DataFrame(runs)
     stats = table.groupby("variant", sort=False)[list(SCORES)].agg(["mean", "std"])
-    variants = {}
+    summary: dict = {}
     for variant, row in stats.iterrows():
-        variants[variant] = {s: round(float(row[(s, "mean")]), 6) for s in SCORES}
+        summary[variant] = {s: round(float(row[(s, "mean")]), 6) for s in SCORES}
         if table["seed"].nunique() > 1:
-            variants[variant].update({f"{s}_std": round(float(row[(s, "std")]), 6) for s in SCORES})
-    summary = {"seeds": int(table["seed"].nunique()), "variants": variants}
-    if "real" in variants:
-        summary["delta_vs_real"] = {
-            v: {s: round(m[s] - variants["real"][s], 6) for s in SCORES}
-            for v, m in variants.items() if v != "real"}
+            summary[variant].update({f"{s}_std": round(float(row[(s, "std")]), 6) for s in SCORES})
+    for variant in [v for v in list(summary) if v != "real" and "real" in summary]:
+        summary[f"gain:{variant}"] = {s: round(summary[variant][s] - summary["real"][s], 6)
+                                      for s in SCORES}
     return summary
 
 

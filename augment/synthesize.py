@@ -14,9 +14,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from torch import nn
-from torchvision.io import write_png
-from torchvision.utils import make_grid
 
 from .checkpoint import load_generator
 from .errors import DataError
@@ -97,8 +96,16 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
 def sample_grid(generator: nn.Module, *, num_classes: int, per_class: int = 8, seed: int = 0,
                 device: str | torch.device | None = None) -> torch.Tensor:
     """A uint8 C×H×W grid image: one row per class, ``per_class`` samples each."""
+    from torchvision.utils import make_grid  # torchvision costs ~3 s to import: only here
+
     images, _ = synthesize(generator, per_class, seed=seed, device=device)
     return make_grid(images, nrow=per_class, padding=1, pad_value=255)
+
+
+def save_png(path: Path, image: torch.Tensor) -> None:
+    """Write a uint8 C×H×W tensor as a (lossless, timestamp-free) PNG."""
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path, format="PNG")
 
 
 def safe_name(name: str) -> str:
@@ -117,7 +124,7 @@ def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.T
         for i, (image, label) in enumerate(zip(images, labels.tolist())):
             rel = Path("images") / safe_name(classes[label]) / f"{label:03d}_{i:06d}.png"
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            write_png(image, str(tmp / rel))
+            save_png(tmp / rel, image)
             rows.append({"path": rel.as_posix(), "label": label, "class_name": classes[label],
                          "source": "synthetic"})
         manifest = pd.DataFrame(rows, columns=["path", "label", "class_name", "source"])

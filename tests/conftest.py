@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny params, a prepared digits split, Prefect isolated in a temp home."""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_ROOT = ROOT.parent / "shared" / "data"
+
+# Prefect keeps its database under PREFECT_HOME: one throw-away home per test session.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="augment-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def tiny_params() -> dict:
+    """The repository's params.yaml with budgets cut to seconds."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["prepare"]["max_per_class"] = 40
+    params["train"].update(epochs=2, batch_size=32, width=8, checkpoint_every=1, grid_per_class=2)
+    params["evaluate"].update(epochs=2, width=8)
+    return params
+
+
+@pytest.fixture
+def params() -> dict:
+    return copy.deepcopy(tiny_params())
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> Path:
+    """A prepared digits directory (40 images per class before splitting)."""
+    from augment import stages
+
+    out = tmp_path_factory.mktemp("prepared") / "prepared"
+    stages.prepare(tiny_params(), out=str(out), metrics=str(out.parent / "prepare.json"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def checkpoint(prepared, tmp_path_factory) -> Path:
+    """A GAN checkpoint trained for 2 tiny epochs on ``prepared``."""
+    from augment import stages
+
+    d = tmp_path_factory.mktemp("train")
+    stages.train(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
+                 samples=str(d / "samples.png"), logdir=str(d / "dvclive"))
+    return d / "gan.pt"
+
+
+def fabricate_images(n_per_class: list[int], *, size: int = 8, channels: int = 1, seed: int = 0):
+    """An ImageSet of random uint8 images with the given class counts."""
+    from augment.data import ImageSet
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(n_per_class)), n_per_class)
+    images = rng.integers(0, 256, (len(labels), channels, size, size), dtype=np.uint8)
+    return ImageSet(images, labels.astype(np.int64), tuple(f"c{i}" for i in range(len(n_per_class))))
+
+# Prefect logs "Stopping temporary server" at interpreter exit, after pytest closed its capture.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

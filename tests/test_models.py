@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from augment.diffaug import make_diffaug
+from augment.errors import ConfigError
+from augment.losses import OBJECTIVES, gradient_penalty, make_loss, r1_penalty
+from augment.models import build_discriminator, build_generator, resolution_plan
+
+
+@pytest.mark.parametrize("size,expected", [(8, (4, 1)), (28, (7, 2)), (32, (4, 3)),
+                                           (64, (4, 4)), (24, (6, 2)), (9, (9, 0))])
+def test_resolution_plan(size, expected):
+    s0, n = resolution_plan(size)
+    assert (s0, n) == expected and s0 * 2 ** n == size
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "classic"])
+@pytest.mark.parametrize("channels,size", [(1, 8), (1, 28), (3, 32), (3, 64)])
+def test_generator_and_discriminator_shapes(preset, channels, size):
+    hp = dict(preset=preset, image_shape=[channels, size, size], num_classes=3, z_dim=16, width=8)
+    g, d = build_generator(hp), build_discriminator(hp)
+    z, y = torch.randn(5, 16), torch.tensor([0, 1, 2, 1, 0])
+    x = g(z, y)
+    assert x.shape == (5, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    assert d(x, y).shape == (5,)
+    assert g.hparams == hp
+
+
+def test_generator_is_conditional():
+    """Changing only the label changes the image (the label reaches G)."""
+    hp = dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=3, z_dim=16, width=8)
+    g = build_generator(hp).eval()
+    with torch.no_grad():
+        for emb in g.modules():  # random class embeddings so labels differ from init
+            if isinstance(emb, torch.nn.Embedding):
+                emb.weight.normal_()
+        z = torch.randn(1, 16).repeat(2, 1)
+        a, b = g(z, torch.tensor([0, 2]))
+    assert not torch.allclose(a, b)
+
+
+def test_diffaug_keeps_shape_and_identity_policy():
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    torch.manual_seed(0)
+    out = make_diffaug("color,translation,cutout")(x)
+    assert out.shape == x.shape and not torch.equal(out, x)
+    assert torch.equal(make_diffaug("")(x), x)
+    cut = make_diffaug("cutout")(x)
+    zeroed = (cut == 0).flatten(1).float().mean(1)
+    assert torch.all(zeroed > 0.1)  # every image lost a square
+    with pytest.raises(ConfigError, match="unknown op.*flip"):
+        make_diffaug("translation,flip")
+
+
+def test_losses_on_known_logits():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    d_hinge, g_hinge = OBJECTIVES["hinge"]
+    assert d_hinge(real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
+    assert g_hinge(fake).item() == pytest.approx(1.0)
+    d_bce, _ = OBJECTIVES["bce"]
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.cat([real, fake]), torch.tensor([1.0, 1, 0, 0]), reduction="none")
+    assert d_bce(real, fake).item() == pytest.approx(expected[:2].mean() + expected[2:].mean())
+
+
+@pytest.mark.parametrize("name", ["hinge", "bce", "wgan-gp"])
+def test_gan_loss_backpropagates(name):
+    hp = dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=2, z_dim=8, width=8)
+    g, d = build_generator(hp), build_discriminator(hp)
+    loss = make_loss(name, augment=make_diffaug("translation"), r1_gamma=1.0)
+    assert len(loss.penalties) == (2 if name == "wgan-gp" else 1)
+    y = torch.tensor([0, 1, 1, 0])
+    real, fake = torch.rand(4, 1, 8, 8) * 2 - 1, g(torch.randn(4, 8), y)
+    d_loss, stats = loss.discriminator(d, real, fake, y)
+    d_loss.backward()
+    assert all(p.grad is not None for p in d.parameters() if p.requires_grad)
+    g_loss = loss.generator(d, fake, y)
+    g_loss.backward()
+    assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and set(stats) == {"d_real", "d_fake"}
+
+
+def test_penalties_are_nonnegative():
+    hp = dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=2, z_dim=8, width=8)
+    d = build_discriminator(hp)
+    real, fake, y = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 0])
+    assert gradient_penalty(d, real, fake, y) >= 0
+    assert r1_penalty(d, real, fake, y) >= 0

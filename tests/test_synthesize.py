@@ -1,0 +1,82 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import augment
+from augment.errors import CheckpointError, DataError
+from augment.models import build_generator
+from augment.synthesize import safe_name, write_synthetic
+
+
+def _generator(num_classes=4):
+    torch.manual_seed(0)
+    return build_generator(dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=num_classes,
+                                z_dim=8, width=8))
+
+
+def test_balance_counts_targets():
+    labels = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    assert augment.balance_counts(labels, num_classes=3) == {0: 0, 1: 6, 2: 9}
+    assert augment.balance_counts(labels, num_classes=3, multiple=2.0) == {0: 10, 1: 16, 2: 19}
+    assert augment.balance_counts(labels, num_classes=3, target=5) == {0: 0, 1: 1, 2: 4}
+    by_name = augment.balance_counts(labels, num_classes=3, target={"b": 8, 2: 3},
+                                     classes=("a", "b", "c"))
+    assert by_name == {0: 0, 1: 4, 2: 2}
+    with pytest.raises(DataError, match="unknown class 'z'"):
+        augment.balance_counts(labels, num_classes=3, target={"z": 8}, classes=("a", "b", "c"))
+
+
+def test_synthesize_exact_counts_and_order():
+    images, labels = augment.synthesize(_generator(), {0: 3, 2: 5, 3: 0}, batch_size=2, seed=1)
+    assert images.dtype == torch.uint8 and images.shape == (8, 1, 8, 8)
+    assert labels.tolist() == [0, 0, 0, 2, 2, 2, 2, 2]
+    images, labels = augment.synthesize(_generator(), 2)
+    assert torch.bincount(labels).tolist() == [2, 2, 2, 2]
+
+
+def test_synthesize_deterministic_across_batch_sizes():
+    g = _generator()
+    a, _ = augment.synthesize(g, {1: 7}, batch_size=3, seed=5)
+    b, _ = augment.synthesize(g, {1: 7}, batch_size=64, seed=5)
+    c, _ = augment.synthesize(g, {1: 7}, batch_size=64, seed=6)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert g.training  # the caller's mode is restored
+
+
+def test_synthesize_rejects_bad_counts():
+    with pytest.raises(DataError, match="unknown class 9"):
+        augment.synthesize(_generator(), {9: 1})
+    with pytest.raises(DataError, match=">= 0"):
+        augment.synthesize(_generator(), {1: -1})
+
+
+def test_synthesize_from_checkpoint_by_class_name(checkpoint):
+    images, labels = augment.synthesize(str(checkpoint), {"3": 4, "7": 2}, seed=0)
+    assert labels.tolist() == [3, 3, 3, 3, 7, 7] and images.shape[1:] == (1, 8, 8)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "gan.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        augment.synthesize(str(bad), 1)
+    with pytest.raises(CheckpointError, match="not found"):
+        augment.load_generator(tmp_path / "missing.pt")
+
+
+def test_write_synthetic_layout(tmp_path):
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    manifest = write_synthetic(tmp_path / "syn", images, labels, ("zero", "T-shirt/top"))
+    on_disk = pd.read_csv(tmp_path / "syn" / "manifest.csv")
+    assert list(on_disk.columns) == ["path", "label", "class_name", "source"]
+    assert on_disk.equals(manifest) and set(on_disk["source"]) == {"synthetic"}
+    assert (on_disk["class_name"] == ["zero", "zero", "T-shirt/top", "T-shirt/top", "T-shirt/top"]).all()
+    first = np.asarray(Image.open(tmp_path / "syn" / on_disk["path"][2]))
+    assert np.array_equal(first, images[2, 0].numpy())  # PNG is lossless
+    assert "/" not in safe_name("T-shirt/top")
+    arrays = augment.load_synthetic(tmp_path / "syn")
+    assert np.array_equal(arrays[0], images.numpy()) and arrays[1].tolist() == labels.tolist()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers

@@ -1,0 +1,64 @@
+import hashlib
+
+import torch
+
+from augment import stages
+from augment.checkpoint import load_checkpoint, load_generator
+from augment.config import TrainConfig
+from augment.data import load_prepared
+from augment.train import resolve_config, train_gan
+
+
+def _md5(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_preset_defaults_fill_only_unset_keys():
+    cfg = resolve_config(TrainConfig(preset="classic", lr_d=1e-3), torch.device("cpu"))
+    assert (cfg.loss, cfg.lr_g, cfg.lr_d, cfg.betas) == ("bce", 2e-4, 1e-3, (0.5, 0.999))
+    dc = resolve_config(TrainConfig(), torch.device("cpu"))
+    assert (dc.loss, dc.width, dc.diffaug) == ("hinge", 32, "translation,cutout")
+    assert resolve_config(TrainConfig(), torch.device("cuda")).width == 64
+
+
+def test_checkpoint_is_weights_only_and_complete(checkpoint):
+    state = load_checkpoint(checkpoint)  # uses torch.load(weights_only=True)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert {"generator", "generator_raw", "discriminator", "opt_g", "opt_d"} <= set(state)
+    g, classes = load_generator(checkpoint)
+    assert classes == tuple("0123456789") and not g.training
+
+
+def test_train_stage_outputs(checkpoint):
+    d = checkpoint.parent
+    assert (d / "samples.png").stat().st_size > 0
+    metrics = sorted(p.name for p in (d / "dvclive" / "plots" / "metrics" / "train").iterdir())
+    assert metrics == ["d_fake.tsv", "d_loss.tsv", "d_real.tsv", "g_loss.tsv"]
+
+
+def test_training_is_deterministic_and_resumable(prepared, params, tmp_path):
+    def run(out, **kw):
+        stages.train(params, data=str(prepared), out=str(out), samples=str(out) + ".png",
+                     logdir=str(tmp_path / f"log_{out.stem}"), **kw)
+
+    run(tmp_path / "a.pt")
+    run(tmp_path / "b.pt")
+    a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+    for key in a["generator"]:
+        assert torch.equal(a["generator"][key], b["generator"][key]), key
+    assert _md5(tmp_path / "a.pt.png") == _md5(tmp_path / "b.pt.png")
+    params["train"]["epochs"] = 3  # resume: one more epoch on top of the 2 saved
+    run(tmp_path / "a.pt", resume=True)
+    resumed = load_checkpoint(tmp_path / "a.pt")
+    assert resumed["epoch"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+
+
+def test_train_gan_library_call_with_wgan_gp(prepared):
+    data = load_prepared(prepared, splits=("train",))["train"]
+    seen = []
+    gan = train_gan(data, TrainConfig(preset="dcgan", loss="wgan-gp", epochs=1, width=8,
+                                      batch_size=64, r1_gamma=0.1),
+                    seed=3, device="cpu", on_epoch=lambda e, m, g: seen.append((e, m)))
+    assert seen[0][0] == 1 and set(seen[0][1]) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in seen[0][1].values())
+    assert gan.config.loss == "wgan-gp" and len(gan.loss.penalties) == 2
