@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from .config import TrainConfig
 from .data import ImageSet
@@ -30,6 +30,20 @@ def resolve_config(cfg: TrainConfig, device: torch.device) -> TrainConfig:
     if cfg.width is None:
         fill["width"] = preset.width[device.type]
     return dataclasses.replace(cfg, **fill)
+
+
+def ema_rampup(decay: float) -> Callable:
+    """EMA update with warm-up: β_t = min(decay, (1 + t) / (10 + t)).
+
+    A fixed β = 0.999 would keep ~1/3 of the random initialisation after 1,000 steps, which is
+    a whole small-data run; the ramp lets the average follow G early and smooth it late.
+    """
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n) -> None:
+        beta = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        for avg, cur in zip(averaged, current):  # BN's integer step counter is copied
+            avg.lerp_(cur, 1.0 - beta) if avg.is_floating_point() else avg.copy_(cur)
+
+    return update
 
 
 @dataclass
@@ -70,7 +84,7 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
                "num_classes": num_classes, "z_dim": cfg.z_dim, "width": cfg.width}
     g = build_generator(hparams).to(device)
     d = build_discriminator(hparams).to(device)
-    ema = AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    ema = AveragedModel(g, multi_avg_fn=ema_rampup(cfg.ema_decay), use_buffers=True)
     amp = cfg.amp and device.type == "cuda"
     loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
                      r1_gamma=cfg.r1_gamma)

@@ -17,7 +17,7 @@ def test_preset_defaults_fill_only_unset_keys():
     cfg = resolve_config(TrainConfig(preset="classic", lr_d=1e-3), torch.device("cpu"))
     assert (cfg.loss, cfg.lr_g, cfg.lr_d, cfg.betas) == ("bce", 2e-4, 1e-3, (0.5, 0.999))
     dc = resolve_config(TrainConfig(), torch.device("cpu"))
-    assert (dc.loss, dc.width, dc.diffaug) == ("hinge", 32, "translation,cutout")
+    assert (dc.loss, dc.width, dc.diffaug, dc.lr_g) == ("hinge", 32, "translation,cutout", 1e-3)
     assert resolve_config(TrainConfig(), torch.device("cuda")).width == 64
 
 

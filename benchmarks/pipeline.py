@@ -1,0 +1,105 @@
+"""Pipeline wall time per stage, and what Prefect and DVC add on top of the work.
+
+For each stage, in a temporary git copy of this repository (params.yaml + --set overrides):
+  bare  `augment <stage>`        (one Python process: imports + work, no Prefect)
+  flow  `python -m flows <stage>` (the same, run as a Prefect flow: what dvc.yaml calls)
+then `dvc repro -f` of the whole pipeline. Prints a table, writes benchmarks/results/*.json.
+
+    python benchmarks/pipeline.py                                  # default params (digits)
+    python benchmarks/pipeline.py --set prepare.imbalance_ratio=100 --name digits_lt100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("prepare", "train", "synthesize", "evaluate")
+COPY = ["augment", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+
+
+def set_param(params: dict, assignment: str) -> None:
+    """Apply ``a.b=value`` (value parsed as YAML) to nested ``params``."""
+    key, _, value = assignment.partition("=")
+    *parents, leaf = key.split(".")
+    node = params
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = yaml.safe_load(value)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def make_repo(overrides: list[str]) -> tuple[Path, dict]:
+    repo = Path(tempfile.mkdtemp(prefix="augment-bench-"))
+    for item in COPY:
+        (repo / item).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, repo / item)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for assignment in overrides:
+        set_param(params, assignment)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"]):
+        subprocess.run(cmd, cwd=repo, env=env, check=True)
+    return repo, env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="params override, e.g. train.epochs=10 (repeatable)")
+    parser.add_argument("--name", default="pipeline", help="results/<name>.json")
+    args = parser.parse_args()
+    repo, env = make_repo(args.set)
+    bin_dir = Path(sys.executable).parent
+    import_s = timed([sys.executable, "-c", "import augment.stages"], repo, env)
+    rows = []
+    for stage in STAGES:
+        bare = timed([str(bin_dir / "augment"), stage], repo, env)
+        flow = timed([sys.executable, "-m", "flows", stage], repo, env)
+        rows.append({"stage": stage, "bare_s": bare, "flow_s": flow, "prefect_s": flow - bare})
+    dvc_s = timed([str(bin_dir / "dvc"), "repro", "-f"], repo, env)
+    metrics = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    result = {"overrides": args.set, "import_augment_stages_s": import_s, "stages": rows,
+              "dvc_repro_s": dvc_s, "sum_flow_s": sum(r["flow_s"] for r in rows),
+              "metrics": metrics, "cpu_count": os.cpu_count()}
+    result["dvc_overhead_s"] = dvc_s - result["sum_flow_s"]
+    print(f"{'stage':<12}{'bare s':>9}{'flow s':>9}{'Prefect +s':>12}")
+    for r in rows:
+        print(f"{r['stage']:<12}{r['bare_s']:>9.1f}{r['flow_s']:>9.1f}{r['prefect_s']:>12.1f}")
+    print(f"{'total':<12}{sum(r['bare_s'] for r in rows):>9.1f}{result['sum_flow_s']:>9.1f}"
+          f"{sum(r['prefect_s'] for r in rows):>12.1f}")
+    print(f"dvc repro -f: {dvc_s:.1f} s (DVC adds {result['dvc_overhead_s']:.1f} s); "
+          f"'import augment.stages': {import_s:.1f} s per process")
+    for variant, m in metrics.items():
+        print(f"{variant:>22}: acc {m['accuracy']:.4f}  bal-acc {m['balanced_accuracy']:.4f}  "
+              f"macro-F1 {m['macro_f1']:.4f}")
+    out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(repo, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
