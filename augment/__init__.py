@@ -21,7 +21,7 @@ _EXPORTS = {
     "sample_grid": "synthesize",
     "load_generator": "checkpoint", "load_checkpoint": "checkpoint",
     "train_gan": "train", "GAN": "train",
-    "ImageSet": "data", "load_source": "data", "load_prepared": "data",
+    "ImageSet": "data", "load_source": "sources", "load_prepared": "data",
     "load_synthetic": "data",
     "evaluate_variant": "evaluate", "fit_classifier": "evaluate",
     "PrepareConfig": "config", "TrainConfig": "config", "SynthesizeConfig": "config",

@@ -20,7 +20,6 @@ import yaml
 from .errors import ConfigError
 
 SECTIONS = ("prepare", "train", "synthesize", "evaluate")
-SOURCES = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn")
 PRESETS = ("dcgan", "classic")
 LOSSES = ("hinge", "bce", "wgan-gp")
 VARIANTS = ("real", "real+synthetic", "synthetic")
@@ -36,9 +35,14 @@ def _range(lo: float | None = None, hi: float | None = None, *, lo_open=False, h
 class PrepareConfig:
     """Where the images come from and how they are split."""
 
-    source: Literal["digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn"] = "digits"
-    root: str = "data/raw"  # torchvision sources: folder holding <Name>/raw
+    source: Literal["digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn",
+                    "folder", "csv"] = "digits"
+    root: str = "data/raw"  # torchvision: folder holding <Name>/raw; folder: root/<class>/<img>
     download: bool = False  # torchvision sources: fetch when files are missing (needs internet)
+    manifest: Optional[str] = None  # csv source: the CSV file; paths relative to its folder
+    path_column: str = "path"  # csv source
+    label_column: str = "label"  # csv source
+    classes: Optional[tuple[str, ...]] = None  # fix the class list (and order); None = found
     image_size: Optional[int] = field(default=None, metadata=_range(8, 256))  # None = native
     channels: Optional[Literal[1, 3]] = None  # None = native
     val_fraction: float = field(default=0.15, metadata=_range(0, 1, lo_open=True, hi_open=True))

@@ -36,74 +36,28 @@ class ImageSet:
         return np.bincount(self.labels, minlength=len(self.classes))
 
 
-# --------------------------------------------------------------------------------------- sources
-def load_digits_source() -> tuple[ImageSet, None]:
-    """scikit-learn's embedded 8×8 digits (1,797 images, 16 grey levels); no official test split."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # N×1×8×8
-    classes = tuple(str(c) for c in bunch.target_names)
-    return ImageSet(images, bunch.target.astype(np.int64), classes), None
-
-
-_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",
-                "cifar10": "CIFAR10", "svhn": "SVHN"}
-
-
-def load_torchvision_source(name: str, *, root: str, download: bool) -> tuple[ImageSet, ImageSet]:
-    """A torchvision data set's official (train, test) splits, read from ``root``."""
-    import torchvision.datasets as tvd
-
-    cls = getattr(tvd, _TORCHVISION[name])
-    parts = []
-    for train in (True, False):
-        kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
-        try:
-            ds = cls(root=root, download=download, **kwargs)
-        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted..."
-            raise DataError(f"prepare.source={name}: no usable files under prepare.root={root!r} "
-                            f"({err}). Put the data there or set prepare.download: true "
-                            "(needs internet).") from None
-        parts.append(_from_torchvision(ds, name))
-    return parts[0], parts[1]
-
-
-def _from_torchvision(ds, name: str) -> ImageSet:
-    data = np.asarray(ds.data)
-    if data.ndim == 3:  # MNIST family: N×H×W
-        data = data[:, None]
-    elif name == "cifar10":  # N×H×W×C
-        data = data.transpose(0, 3, 1, 2)
-    labels = np.asarray(getattr(ds, "targets", None) if name != "svhn" else ds.labels)
-    classes = tuple(getattr(ds, "classes", None) or [str(i) for i in range(10)])
-    return ImageSet(np.ascontiguousarray(data, dtype=np.uint8), labels.astype(np.int64), classes)
-
-
-def load_source(source: str, *, root: str = "data/raw", download: bool = False
-                ) -> tuple[ImageSet, ImageSet | None]:
-    """Load ``source``: returns (pool, official test split or None)."""
-    if source == "digits":
-        return load_digits_source()
-    if source in _TORCHVISION:
-        return load_torchvision_source(source, root=root, download=download)
-    raise DataError(f"prepare.source: unknown source {source!r}; "
-                    f"choose one of: digits, {', '.join(_TORCHVISION)}")
-
-
 # ------------------------------------------------------------------------------------ transforms
-def conform(data: ImageSet, *, image_size: int | None, channels: int | None) -> ImageSet:
-    """Resize (shorter side, then centre crop) to ``image_size`` and convert to ``channels``."""
-    images = torch.from_numpy(data.images)
-    if (image_size is None or images.shape[-2:] == (image_size, image_size)) and (
-            channels is None or images.shape[1] == channels):
-        return data
+def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize the shorter side to ``size`` (antialiased), then centre-crop to size×size."""
     from torchvision.transforms.v2 import functional as TF  # ~3 s import: only when needed
 
-    if image_size is not None and images.shape[-2:] != (image_size, image_size):
-        images = TF.resize(images, [image_size], antialias=True)
-        images = TF.center_crop(images, [image_size, image_size])
-    if channels is not None and images.shape[1] != channels:
+    if images.shape[-2:] == (size, size):
+        return images
+    return TF.center_crop(TF.resize(images, [size], antialias=True), [size, size])
+
+
+def conform(data: ImageSet, *, image_size: int | None, channels: int | None) -> ImageSet:
+    """Resize/crop to ``image_size`` and convert to ``channels`` (1: luma, 3: replicate)."""
+    resize = image_size is not None and data.images.shape[-2:] != (image_size, image_size)
+    recolour = channels is not None and data.images.shape[1] != channels
+    if not (resize or recolour):
+        return data
+    images = torch.from_numpy(data.images)
+    if resize:
+        images = resize_square(images, image_size)
+    if recolour:
+        from torchvision.transforms.v2 import functional as TF
+
         images = (images.expand(-1, 3, -1, -1) if channels == 3
                   else TF.rgb_to_grayscale(images, num_output_channels=1))
     return ImageSet(images.contiguous().numpy(), data.labels, data.classes)
@@ -134,14 +88,20 @@ def stratified_split(data: ImageSet, fraction: float, *, seed: int) -> tuple[Ima
     """Split off ``fraction`` of ``data``, stratified by label (sklearn)."""
     from sklearn.model_selection import train_test_split  # ~2 s import: prepare stage only
 
+    counts = data.counts()
+    few = [f"{data.classes[c]} ({counts[c]})" for c in np.flatnonzero(counts < 2)]
+    if few:
+        raise DataError(f"class(es) with too few images to split: {', '.join(few)}; every class "
+                        "needs at least 2 images per split (train/val/test): add images, or "
+                        "remove the class")
     index = np.arange(len(data.labels))
     try:
         keep, held = train_test_split(index, test_size=fraction, stratify=data.labels,
                                       random_state=seed)
-    except ValueError as err:  # e.g. a class with a single image
-        raise DataError(f"cannot split {len(index)} images stratified by class with fraction "
-                        f"{fraction}: {err}. Every class needs at least 2 images per split; "
-                        "add images or lower prepare.val_fraction / prepare.test_fraction.") from None
+    except ValueError as err:  # e.g. fewer held-out images than classes
+        raise DataError(f"cannot split {len(index)} images of {len(counts)} classes with "
+                        f"fraction {fraction}: {err}. Add images or raise "
+                        "prepare.val_fraction / prepare.test_fraction.") from None
     return data.subset(np.sort(keep)), data.subset(np.sort(held))
 
 
@@ -157,12 +117,20 @@ def check_classes(data: ImageSet) -> None:
 
 
 # ---------------------------------------------------------------------------- prepared layout
-def save_prepared(directory: str | Path, splits: dict[str, ImageSet]) -> None:
-    """Write the prepared splits atomically: the directory appears complete or not at all."""
+def save_prepared(directory: str | Path, splits: dict[str, ImageSet],
+                  skipped: list[dict] = ()) -> None:
+    """Write the prepared splits atomically: the directory appears complete or not at all.
+
+    ``skipped`` (files left out, with the reason) goes to ``skipped.csv``, header always present.
+    """
+    import pandas as pd
+
     with atomic_path(directory) as tmp:
         for name, part in splits.items():
             save_arrays(tmp / name, images=part.images, labels=part.labels)
         (tmp / "classes.json").write_text(json.dumps(list(splits["train"].classes), indent=2) + "\n")
+        pd.DataFrame(list(skipped), columns=["path", "reason"]).to_csv(tmp / "skipped.csv",
+                                                                       index=False)
 
 
 def load_prepared(directory: str | Path, splits=SPLITS) -> dict[str, ImageSet]:

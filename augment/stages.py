@@ -31,8 +31,19 @@ def _log(stage: str, message: str) -> None:
 def prepare(params: Mapping, *, out: str = "data/prepared",
             metrics: str = "metrics/prepare.json") -> dict:
     """Load the source, conform size/channels, split train/val/test, apply the long tail."""
+    from .sources import load_source
+
     cfg, seed = stage_config(params, "prepare"), params.get("seed", 0)
-    pool, test = D.load_source(cfg.source, root=cfg.root, download=cfg.download)
+    pool, test, skipped, stats = load_source(
+        cfg.source, root=cfg.root, download=cfg.download, manifest=cfg.manifest,
+        path_column=cfg.path_column, label_column=cfg.label_column,
+        image_size=cfg.image_size, channels=cfg.channels, classes=cfg.classes)
+    if skipped:
+        _log("prepare", f"WARNING: skipped {len(skipped)} file(s) (unreadable or not images); "
+                        f"listed in {out}/skipped.csv")
+    if stats.get("upscaled"):
+        _log("prepare", f"WARNING: {stats['upscaled']} image(s) smaller than image_size "
+                        f"{cfg.image_size} were upscaled")
     pool = D.conform(pool, image_size=cfg.image_size, channels=cfg.channels)
     D.check_classes(pool)
     if cfg.max_per_class is not None:
@@ -44,9 +55,10 @@ def prepare(params: Mapping, *, out: str = "data/prepared",
     train, val = D.stratified_split(pool, cfg.val_fraction, seed=seed)
     train = D.long_tail(train, cfg.imbalance_ratio, seed=seed)
     splits = {"train": train, "val": val, "test": test}
-    D.save_prepared(out, splits)
+    D.save_prepared(out, splits, skipped=skipped)
     counts = train.counts()
-    summary = {"classes": len(train.classes), "image_shape": list(train.images.shape[1:]),
+    summary = {"skipped_files": len(skipped), "upscaled_images": int(stats.get("upscaled", 0)),
+               "classes": len(train.classes), "image_shape": list(train.images.shape[1:]),
                **{f"n_{name}": int(len(part.labels)) for name, part in splits.items()},
                "train_imbalance": float(counts.max() / counts.min()),
                "train_counts": {c: int(n) for c, n in zip(train.classes, counts)}}

@@ -3,11 +3,13 @@ import pytest
 
 from augment import data as D
 from augment.errors import DataError
+from augment.sources import load_source
 from conftest import MNIST_ROOT, fabricate_images
 
 
 def test_digits_source():
-    pool, test = D.load_source("digits")
+    pool, test, skipped, _ = load_source("digits")
+    assert skipped == []
     assert test is None and pool.images.dtype == np.uint8
     assert pool.images.shape == (1797, 1, 8, 8) and pool.images.max() == 255
     assert pool.classes == tuple("0123456789")
@@ -25,7 +27,7 @@ def test_stratified_split_keeps_class_balance():
     data = fabricate_images([50, 30, 20])
     keep, held = D.stratified_split(data, 0.2, seed=0)
     assert held.counts().tolist() == [10, 6, 4] and keep.counts().tolist() == [40, 24, 16]
-    with pytest.raises(DataError, match="at least 2 images"):
+    with pytest.raises(DataError, match=r"too few images to split: c1 \(1\)"):
         D.stratified_split(fabricate_images([10, 1]), 0.2, seed=0)
 
 
@@ -72,11 +74,11 @@ def test_prepare_long_tail_touches_train_only(params, tmp_path):
 
 @pytest.mark.skipif(not (MNIST_ROOT / "MNIST" / "raw").is_dir(), reason="../shared/data absent")
 def test_mnist_offline_torchvision_source():
-    pool, test = D.load_source("mnist", root=str(MNIST_ROOT), download=False)
+    pool, test, _, _ = load_source("mnist", root=str(MNIST_ROOT), download=False)
     assert pool.images.shape == (6000, 1, 28, 28) and test.images.shape == (2000, 1, 28, 28)
     assert len(pool.classes) == 10
 
 
 def test_torchvision_source_missing_files(tmp_path):
     with pytest.raises(DataError, match="prepare.download: true"):
-        D.load_source("fashion_mnist", root=str(tmp_path), download=False)
+        load_source("fashion_mnist", root=str(tmp_path), download=False)

@@ -1,0 +1,251 @@
+"""Where images come from: an image folder, a CSV manifest, a torchvision data set, or the
+embedded digits. Every loader returns ``(pool, official test split or None, skipped)``, where
+``skipped`` lists ``{"path", "reason"}`` for files that were left out on purpose (unreadable,
+not an image): they are counted and written to ``skipped.csv``, never dropped silently.
+
+Anything that would change the classes or read outside the data root is an error instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .data import ImageSet, conform, resize_square
+from .errors import DataError
+
+Skipped = list[dict[str, str]]
+_UNREADABLE = (OSError, UnidentifiedImageError, SyntaxError, ValueError,
+               Image.DecompressionBombError)
+
+
+# ---------------------------------------------------------------------------------- decoding
+def read_rgb(path: Path) -> torch.Tensor | str:
+    """The image at ``path`` as uint8 3×H×W, or a reason string if it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: a truncated file fails here, not later
+            array = np.asarray(image.convert("RGB"))
+    except _UNREADABLE as err:
+        return f"unreadable image ({err.__class__.__name__}: {str(err)[:120]})"
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def decode_all(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
+               image_size: int | None, channels: int | None, root: Path
+               ) -> tuple[ImageSet, Skipped, dict]:
+    """Decode, size and colour-convert every (path, label); unreadable files go to ``skipped``."""
+    images, labels, skipped = [], [], []
+    for path, label in items:
+        image = read_rgb(path)
+        if isinstance(image, str):
+            skipped.append({"path": os.path.relpath(path, root), "reason": image})
+        else:
+            images.append(image)
+            labels.append(label)
+    if not images:
+        raise DataError(f"{root}: none of the {len(items)} image files could be read "
+                        "(see the reasons in the error above or in skipped.csv)")
+    size = image_size or _common_size(images, root)
+    stats = {"upscaled": sum(min(im.shape[-2:]) < size for im in images)}
+    batch = torch.cat([resize_square(im[None], size) for im in images])  # N×3×S×S
+    grey = bool((batch == batch[:, :1]).all())  # every pixel R = G = B: a greyscale data set
+    data = ImageSet(batch.numpy(), np.asarray(labels, dtype=np.int64), classes)
+    return conform(data, image_size=None, channels=channels or (1 if grey else 3)), skipped, stats
+
+
+def _common_size(images: list[torch.Tensor], root: Path) -> int:
+    """The one square size all images share (when no prepare.image_size is given)."""
+    sizes = sorted({tuple(im.shape[-2:]) for im in images})
+    if len(sizes) > 1:
+        raise DataError(f"{root}: images have {len(sizes)} different sizes (e.g. {sizes[:3]}); "
+                        "set prepare.image_size to resize them all")
+    if sizes[0][0] != sizes[0][1]:
+        raise DataError(f"{root}: images are {sizes[0][0]}x{sizes[0][1]}, not square; set "
+                        "prepare.image_size to resize and centre-crop them")
+    return sizes[0][0]
+
+
+# ----------------------------------------------------------------------------------- folder
+def load_folder(root: str | Path, *, image_size: int | None = None, channels: int | None = None,
+                classes: Sequence[str] | None = None) -> tuple[ImageSet, Skipped, dict]:
+    """An ImageFolder tree ``root/<class>/**/<image>``; files that are not images are skipped."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"prepare.root={str(root)!r}: no such folder; point it at a folder of "
+                        "class sub-folders (root/<class>/<image>)")
+    try:
+        found, _ = find_classes(root)
+    except FileNotFoundError:
+        raise DataError(f"{root}: no class folders found; expected root/<class>/<image> "
+                        "(ImageFolder layout)") from None
+    class_list = _fixed_classes(found, classes, what=f"class folder(s) in {root}")
+    skipped: Skipped = []
+
+    def is_image(path: str) -> bool:
+        name = os.path.basename(path)
+        ok = name.lower().endswith(IMG_EXTENSIONS)
+        if not ok and not name.startswith("."):
+            skipped.append({"path": os.path.relpath(path, root), "reason": "not an image file "
+                            f"(extensions: {' '.join(IMG_EXTENSIONS)})"})
+        return ok
+
+    try:
+        items = make_dataset(root, {c: i for i, c in enumerate(class_list)},
+                             is_valid_file=is_image)
+    except FileNotFoundError as err:
+        raise DataError(f"{root}: {err} Add images to those folders or remove them.") from None
+    data, unreadable, stats = decode_all([(Path(p), y) for p, y in items], tuple(class_list),
+                                         image_size=image_size, channels=channels, root=root)
+    return data, skipped + unreadable, stats
+
+
+def _fixed_classes(found: Sequence[str], fixed: Sequence[str] | None, *, what: str) -> list[str]:
+    """The class list: ``fixed`` if given (then every found class must be in it), else found."""
+    if fixed is None:
+        return sorted(found)
+    extra = sorted(set(found) - set(fixed))
+    if extra:
+        raise DataError(f"{what} not in prepare.classes: {', '.join(map(str, extra))}; add "
+                        "them to prepare.classes or remove them from the data")
+    return list(fixed)
+
+
+# -------------------------------------------------------------------------------------- csv
+def load_csv(manifest: str | Path, *, path_column: str = "path", label_column: str = "label",
+             image_size: int | None = None, channels: int | None = None,
+             classes: Sequence[str] | None = None) -> tuple[ImageSet, Skipped, dict]:
+    """A CSV manifest with one row per image; paths are relative to the CSV's folder and must
+    stay inside it. Missing files are skipped (listed); bad rows are errors."""
+    import pandas as pd
+
+    manifest = Path(manifest)
+    try:
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"prepare.manifest={str(manifest)!r}: cannot read the CSV ({err})") from None
+    missing = [c for c in (path_column, label_column) if c not in table.columns]
+    if missing:
+        raise DataError(f"{manifest}: missing column(s) {', '.join(missing)}; found "
+                        f"{', '.join(table.columns) or 'none'}. Rename them or set "
+                        "prepare.path_column / prepare.label_column")
+    _check_rows(table, manifest, path_column, label_column)
+    root = manifest.parent.resolve()
+    class_list = _fixed_classes(table[label_column].unique(), classes,
+                                what=f"label(s) in {manifest}")
+    index = {c: i for i, c in enumerate(class_list)}
+    items, skipped = [], []
+    for rel, label in zip(table[path_column], table[label_column]):
+        path = root / rel
+        if path.is_file():
+            items.append((path, index[label]))
+        else:
+            skipped.append({"path": rel, "reason": "file listed in the manifest does not exist"})
+    data, unreadable, stats = decode_all(items, tuple(class_list), image_size=image_size,
+                                         channels=channels, root=root)
+    return data, skipped + unreadable, stats
+
+
+def _check_rows(table, manifest: Path, path_column: str, label_column: str) -> None:
+    """Empty labels/paths and paths escaping the CSV's folder are errors naming the lines."""
+    root = manifest.parent.resolve()
+    line = lambda mask: ", ".join(str(i + 2) for i in np.flatnonzero(mask)[:10])  # noqa: E731
+    empty = table[label_column].str.strip() == ""
+    if empty.any():
+        raise DataError(f"{manifest}: empty {label_column!r} on line(s) {line(empty)}; give every "
+                        "row a label or remove the row")
+    no_path = table[path_column].str.strip() == ""
+    if no_path.any():
+        raise DataError(f"{manifest}: empty {path_column!r} on line(s) {line(no_path)}")
+    escapes = ~table[path_column].map(lambda p: (root / p).resolve().is_relative_to(root))
+    if escapes.any():
+        raise DataError(f"{manifest}: path(s) outside the manifest's folder {root} on line(s) "
+                        f"{line(escapes)} (e.g. {table[path_column][escapes].iloc[0]!r}); "
+                        "paths must be relative to the CSV and stay below it")
+
+
+# ------------------------------------------------------------------------ built-in data sets
+def load_digits_source() -> tuple[ImageSet, None]:
+    """scikit-learn's embedded 8×8 digits (1,797 images, 16 grey levels); no official test split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # N×1×8×8
+    classes = tuple(str(c) for c in bunch.target_names)
+    return ImageSet(images, bunch.target.astype(np.int64), classes), None
+
+
+_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",
+                "cifar10": "CIFAR10", "svhn": "SVHN"}
+
+
+def load_torchvision_source(name: str, *, root: str, download: bool) -> tuple[ImageSet, ImageSet]:
+    """A torchvision data set's official (train, test) splits, read from ``root``."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _TORCHVISION[name])
+    parts = []
+    for train in (True, False):
+        kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+        try:
+            ds = cls(root=root, download=download, **kwargs)
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted..."
+            raise DataError(f"prepare.source={name}: no usable files under prepare.root={root!r} "
+                            f"({err}). Put the data there or set prepare.download: true "
+                            "(needs internet).") from None
+        parts.append(_from_torchvision(ds, name))
+    return parts[0], parts[1]
+
+
+def _from_torchvision(ds, name: str) -> ImageSet:
+    data = np.asarray(ds.data)
+    if data.ndim == 3:  # MNIST family: N×H×W
+        data = data[:, None]
+    elif name == "cifar10":  # N×H×W×C
+        data = data.transpose(0, 3, 1, 2)
+    labels = np.asarray(getattr(ds, "targets", None) if name != "svhn" else ds.labels)
+    classes = tuple(getattr(ds, "classes", None) or [str(i) for i in range(10)])
+    return ImageSet(np.ascontiguousarray(data, dtype=np.uint8), labels.astype(np.int64), classes)
+
+
+SOURCES = ("digits", *_TORCHVISION, "folder", "csv")
+
+
+def load_source(source: str, *, root: str = "data/raw", download: bool = False,
+                manifest: str | None = None, path_column: str = "path",
+                label_column: str = "label", image_size: int | None = None,
+                channels: int | None = None, classes: Sequence[str] | None = None
+                ) -> tuple[ImageSet, ImageSet | None, Skipped, dict]:
+    """Load ``source``: (pool, official test split or None, skipped files, stats).
+
+    Folder and CSV images are sized and converted while decoding; the caller conforms the
+    built-in sets (:func:`augment.data.conform`).
+    """
+    sized = dict(image_size=image_size, channels=channels, classes=classes)
+    if source == "folder":
+        return (*_pool_only(load_folder(root, **sized)),)
+    if source == "csv":
+        if manifest is None:
+            raise DataError("prepare.source=csv needs prepare.manifest: the CSV file's path")
+        return (*_pool_only(load_csv(manifest, path_column=path_column,
+                                     label_column=label_column, **sized)),)
+    if source == "digits":
+        pool, test = load_digits_source()
+    elif source in _TORCHVISION:
+        pool, test = load_torchvision_source(source, root=root, download=download)
+    else:
+        raise DataError(f"prepare.source: unknown source {source!r}; choose one of: "
+                        f"{', '.join(SOURCES)}")
+    return pool, test, [], {}
+
+
+def _pool_only(loaded: tuple[ImageSet, Skipped, dict]):
+    pool, skipped, stats = loaded
+    return pool, None, skipped, stats
