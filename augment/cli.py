@@ -70,12 +70,18 @@ def stage_kwargs(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in ("stage", "params")}
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_stage(args: argparse.Namespace) -> None:
+    """Run ``stages.<stage>`` in this process with the parsed arguments."""
+    getattr(stages, args.stage)(load_params(args.params), **stage_kwargs(args))
+
+
+def main(argv: list[str] | None = None, *, runner=run_stage, prog: str = "augment") -> int:
+    """Parse ``argv``, call ``runner(args)``; a user-fixable error → one line, exit status 2."""
     args = build_parser().parse_args(argv)
     try:
-        getattr(stages, args.stage)(load_params(args.params), **stage_kwargs(args))
+        runner(args)
     except AugmentError as err:
-        print(f"augment {args.stage}: error: {err}", file=sys.stderr)
+        print(f"{prog} {args.stage}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

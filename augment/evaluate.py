@@ -17,6 +17,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 from torch import nn
 
 from .data import ImageSet
+from .errors import DataError
 from .runtime import progress, resolve_device, seed_everything, to_unit
 
 
@@ -45,7 +46,11 @@ def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarra
              "real+synthetic": [(real.images, real.labels), synthetic],
              "synthetic": [synthetic]}[variant]
     if any(p is None for p in parts):
-        raise ValueError(f"variant {variant!r} needs synthetic samples; none were given")
+        raise DataError(f"variant {variant!r} needs synthetic samples; none were given")
+    if variant == "synthetic" and len(synthetic[1]) == 0:
+        raise DataError("variant 'synthetic' trains on synthetic samples only, but there are "
+                        "none (every class already meets synthesize.target); raise "
+                        "synthesize.multiple or target")
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

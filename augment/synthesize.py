@@ -60,14 +60,15 @@ def balance_counts(labels, *, num_classes: int, target: Target = "max", multiple
 
 @torch.no_grad()
 def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int] | int, *,
-               batch_size: int = 256, seed: int = 0, device: str | torch.device | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               batch_size: int = 256, seed: int = 0, device: str | torch.device | None = None,
+               amp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw exactly ``counts[c]`` images of every class ``c`` from a conditional generator.
 
     ``generator`` is a checkpoint path (its EMA generator is used) or a loaded model taking
     ``(z, y)``; ``counts`` is ``{class: n}`` (index, or name for checkpoints) or one int for
     every class. Returns ``(images uint8 N×C×H×W, labels int64 N)`` on the CPU, sorted by class.
     The same seed gives the same images whatever ``batch_size`` is (noise is drawn up front).
+    ``amp``: bf16 autocast on CUDA (images are rounded to uint8 anyway); ignored on the CPU.
     """
     device = resolve_device(device)
     classes = None
@@ -84,9 +85,10 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
     noise = torch.randn(len(labels), z_dim, generator=torch.Generator().manual_seed(seed))
     was_training = generator.training
     generator.eval()  # BN uses running statistics: each sample independent of its batch
-    chunks = [to_uint8(generator(z.to(device), y.to(device)))
-              for z, y in progress(zip(noise.split(batch_size), labels.split(batch_size)),
-                                   desc="synthesize", total=-(-len(labels) // batch_size))]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        chunks = [to_uint8(generator(z.to(device), y.to(device)))
+                  for z, y in progress(zip(noise.split(batch_size), labels.split(batch_size)),
+                                       desc="synthesize", total=-(-len(labels) // batch_size))]
     generator.train(was_training)
     shape = tuple(generator.hparams["image_shape"])
     images = torch.cat(chunks) if chunks else torch.empty((0, *shape), dtype=torch.uint8)
@@ -121,6 +123,7 @@ def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.T
     """
     rows = []
     with atomic_path(directory) as tmp:
+        tmp.mkdir()  # even with nothing to draw: an empty manifest is a valid result
         for i, (image, label) in enumerate(zip(images, labels.tolist())):
             rel = Path("images") / safe_name(classes[label]) / f"{label:03d}_{i:06d}.png"
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)

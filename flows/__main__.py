@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from augment.cli import build_parser, stage_kwargs
+from augment.cli import main as cli_main, stage_kwargs
 from augment.config import load_params, stage_config
-from augment.errors import AugmentError
 
 
 def _flows() -> dict:
@@ -21,16 +20,11 @@ def _flows() -> dict:
             "evaluate": evaluate_flow}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        stage_config(load_params(args.params), args.stage)  # fail before Prefect's start-up
-        _flows()[args.stage](params_path=args.params, **stage_kwargs(args))
-    except AugmentError as err:
-        print(f"{args.stage} flow: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+def run_flow(args) -> None:
+    """Validate the stage's params (fails before Prefect's start-up cost), then run its flow."""
+    stage_config(load_params(args.params), args.stage)
+    _flows()[args.stage](params_path=args.params, **stage_kwargs(args))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(sys.argv[1:], runner=run_flow, prog="python -m flows"))

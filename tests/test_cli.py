@@ -47,4 +47,5 @@ def test_flow_entry_point_rejects_unknown_key_before_prefect(tmp_path, params):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "prepare: unknown key(s) sauce; allowed keys are: source" in proc.stderr
+    assert proc.stderr.startswith("python -m flows prepare: error:")
     assert "Traceback" not in proc.stderr and not (tmp_path / "p").exists()

@@ -80,3 +80,12 @@ def test_write_synthetic_layout(tmp_path):
     arrays = augment.load_synthetic(tmp_path / "syn")
     assert np.array_equal(arrays[0], images.numpy()) and arrays[1].tolist() == labels.tolist()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_nothing_to_synthesize_writes_an_empty_but_valid_output(tmp_path):
+    images, labels = augment.synthesize(_generator(), 0)
+    assert images.shape == (0, 1, 8, 8)
+    manifest = write_synthetic(tmp_path / "syn", images, labels, ("a", "b", "c", "d"))
+    assert manifest.empty and (tmp_path / "syn" / "manifest.csv").read_text().strip() == \
+        "path,label,class_name,source"
+    assert augment.load_synthetic(tmp_path / "syn")[0].shape == (0, 1, 8, 8)

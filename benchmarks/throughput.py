@@ -1,0 +1,124 @@
+"""GAN training and synthesis throughput (images/s), and the train stage's time, on this device.
+
+For each shape (digits 8×8×1, MNIST 28×28×1, RGB 32×32×3 and 64×64×3) × preset × batch size:
+  train images/s      real images consumed per second by the D/G loop, steady state
+                      (train_gan for 3 epochs minus 1 epoch, so set-up and warm-up cancel out)
+  synthesis images/s  augment.synthesize() of 16k images (after one warm-up call), uint8 on CPU
+Plus the train stage's work on digits with params.yaml's train section (what `dvc repro` runs).
+AMP (bf16 autocast) is on where CUDA is present, as in the pipeline. Prints a table, writes json.
+
+    python benchmarks/throughput.py                       # CPU here: small batches only
+    python benchmarks/throughput.py --batches 256 1024 4096 --name throughput_h100
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from augment.config import TrainConfig, stage_config
+from augment.data import ImageSet
+from augment.runtime import resolve_device
+from augment.sources import load_digits_source
+from augment.synthesize import synthesize
+from augment.train import train_gan
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = {"digits8": (1, 8), "mnist28": (1, 28), "rgb32": (3, 32), "rgb64": (3, 64)}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def random_set(channels: int, size: int, n: int, seed: int = 0) -> ImageSet:
+    """Random uint8 images (not zeros: they can run faster than real data) in 10 classes."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, channels, size, size), dtype=np.uint8)
+    return ImageSet(images, rng.integers(0, 10, n), tuple(str(c) for c in range(10)))
+
+
+def timed_train(data: ImageSet, cfg: TrainConfig, device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    train_gan(data, cfg, seed=0, device=device)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.device) -> float:
+    """Steady-state real images/s: (3-epoch time - 1-epoch time) covers 2 epochs of ``steps``."""
+    channels, size = SHAPES[shape]
+    data = random_set(channels, size, batch * steps)
+    cfg = TrainConfig(preset=preset, batch_size=batch, device=device.type)
+    one = timed_train(data, dataclasses.replace(cfg, epochs=1), device)
+    three = timed_train(data, dataclasses.replace(cfg, epochs=3), device)
+    return 2 * batch * steps / max(three - one, 1e-9)
+
+
+def synth_rate(shape: str, preset: str, batch: int, device: torch.device, n: int = 16384) -> float:
+    channels, size = SHAPES[shape]
+    gan = train_gan(random_set(channels, size, batch), TrainConfig(preset=preset, epochs=1,
+                    batch_size=batch), device=device)
+    generator = gan.ema.module
+    synthesize(generator, n // 10, batch_size=batch, device=device)  # warm-up
+    sync(device)
+    t0 = time.perf_counter()
+    images, _ = synthesize(generator, n // 10, batch_size=batch, device=device)
+    return len(images) / (time.perf_counter() - t0)
+
+
+def train_stage_seconds(device: torch.device) -> dict:
+    """train_gan on digits (all 1,797 images' train share) with params.yaml's train section."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = stage_config(params, "train")
+    pool, _ = load_digits_source()
+    data = pool.subset(np.arange(int(len(pool.labels) * 0.68)))  # ≈ the train split's size
+    seconds = timed_train(data, dataclasses.replace(cfg, device=device.type), device)
+    return {"epochs": cfg.epochs, "images": len(data.labels), "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--presets", nargs="+", default=["dcgan", "classic"])
+    parser.add_argument("--steps", type=int, default=20, help="training steps per epoch")
+    parser.add_argument("--name", default="throughput", help="results/<name>.json")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    device = resolve_device("auto")
+    torch.backends.cudnn.benchmark = True
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    stage = train_stage_seconds(device)
+    print(f"device: {name}; torch {torch.__version__}")
+    print(f"train stage work (digits, {stage['epochs']} epochs, {stage['images']} images): "
+          f"{stage['seconds']:.1f} s")
+    rows = []
+    print(f"{'shape':<9}{'preset':<9}{'batch':>7}{'train img/s':>14}{'synth img/s':>14}")
+    for shape in args.shapes:
+        for preset in args.presets:
+            for batch in args.batches:
+                row = {"shape": shape, "preset": preset, "batch": batch,
+                       "train_img_s": train_rate(shape, preset, batch, args.steps, device),
+                       "synth_img_s": synth_rate(shape, preset, batch, device)}
+                rows.append(row)
+                print(f"{shape:<9}{preset:<9}{batch:>7}{row['train_img_s']:>14,.0f}"
+                      f"{row['synth_img_s']:>14,.0f}", flush=True)
+    out = Path(args.out) / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"device": name, "torch": torch.__version__, "amp": True,
+                               "train_stage": stage, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
