@@ -1,6 +1,6 @@
 """``augment`` console script: one subcommand per pipeline stage.
 
-``augment prepare|train|synthesize|evaluate [--params params.yaml] [paths...]`` reads the stage's
+``augment prepare|judge|train|synthesize|evaluate [--params params.yaml] [paths...]`` reads the stage's
 section of the params file and runs it in this process (no Prefect); the flows in ``flows/`` call
 the same stage functions. Errors a user can fix are printed without a traceback, exit status 2.
 """
@@ -21,14 +21,21 @@ STAGES = {
     "prepare": ("load the data set, split train/val/test, apply the long-tail imbalance", {
         "out": ("data/prepared", "directory for the prepared splits"),
         "metrics": ("metrics/prepare.json", "class counts and split sizes (JSON)")}),
+    "judge": ("fit the judge classifier on the real train split (FID features, sample filter)", {
+        "data": ("data/prepared", "prepared data directory"),
+        "out": ("models/judge.pt", "judge checkpoint"),
+        "metrics": ("metrics/judge.json", "the judge's validation scores (JSON)")}),
     "train": ("train the conditional GAN on the prepared train split", {
         "data": ("data/prepared", "prepared data directory"),
+        "judge": ("models/judge.pt", "judge checkpoint for FID/diversity at each checkpoint"),
+        "quality": ("metrics/quality.json", "final FID, per-class FID, diversity (JSON)"),
         "out": ("models/gan.pt", "checkpoint path (written every train.checkpoint_every epochs)"),
         "samples": ("plots/train/samples.png", "per-class sample grid (PNG)"),
         "logdir": ("dvclive/train", "dvclive directory for the loss curves")}),
     "synthesize": ("draw class-balanced synthetic samples from the checkpoint", {
         "data": ("data/prepared", "prepared data directory (train split sets the counts)"),
         "model": ("models/gan.pt", "GAN checkpoint"),
+        "judge": ("models/judge.pt", "judge checkpoint (used when filter_threshold > 0)"),
         "out": ("data/synthetic", "output directory: images/<class>/*.png, manifest.csv, .npy"),
         "metrics": ("metrics/synthesize.json", "per-class synthetic counts (JSON)")}),
     "evaluate": ("train the downstream classifier with and without synthetic samples", {

@@ -19,7 +19,7 @@ import yaml
 
 from .errors import ConfigError
 
-SECTIONS = ("prepare", "train", "synthesize", "evaluate")
+SECTIONS = ("prepare", "judge", "train", "synthesize", "evaluate")
 PRESETS = ("dcgan", "classic")
 LOSSES = ("hinge", "bce", "wgan-gp")
 VARIANTS = ("real", "real+synthetic", "synthetic")
@@ -52,6 +52,29 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
+class ClassifierConfig:
+    """The small CNN's training budget (shared by the judge and the evaluate stage)."""
+
+    epochs: int = field(default=30, metadata=_range(1))
+    batch_size: int = field(default=64, metadata=_range(1))
+    lr: float = field(default=1e-3, metadata=_range(0, 1, lo_open=True))
+    weight_decay: float = field(default=5e-4, metadata=_range(0))
+    width: int = field(default=32, metadata=_range(4))
+    device: Device = "auto"
+
+    def fit_kwargs(self) -> dict:
+        """Keyword arguments of :func:`augment.evaluate.fit_classifier`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ClassifierConfig)}
+
+
+@dataclass(frozen=True)
+class JudgeConfig(ClassifierConfig):
+    """The judge: a classifier fit on the real train split; scores synthetic data (FID, filter)."""
+
+    epochs: int = field(default=20, metadata=_range(1))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Conditional-GAN training. ``None`` means: take the preset's default."""
 
@@ -71,7 +94,7 @@ class TrainConfig:
     gp_weight: float = field(default=10.0, metadata=_range(0))
     amp: bool = True  # mixed precision, used on CUDA only
     device: Device = "auto"
-    checkpoint_every: int = field(default=10, metadata=_range(1))  # epochs
+    checkpoint_every: int = field(default=10, metadata=_range(1))  # epochs; also FID etc.
     grid_per_class: int = field(default=8, metadata=_range(1, 64))
 
 
@@ -82,6 +105,9 @@ class SynthesizeConfig:
     target: Union[Literal["max"], int, dict[str, int]] = "max"
     multiple: float = field(default=1.0, metadata=_range(0, lo_open=True))
     batch_size: int = field(default=256, metadata=_range(1))
+    filter_threshold: float = field(default=0.0, metadata=_range(0, 1, hi_open=True))  # 0 = off
+    max_draws: float = field(default=20.0, metadata=_range(1))  # per class, × requested
+    amp: bool = True  # bf16 autocast, CUDA only
     device: Device = "auto"
 
     def __post_init__(self):
@@ -91,20 +117,14 @@ class SynthesizeConfig:
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(ClassifierConfig):
     """Downstream classifier trained with and without synthetic samples."""
 
     variants: tuple[Literal["real", "real+synthetic", "synthetic"], ...] = ("real", "real+synthetic")
     seeds: int = field(default=1, metadata=_range(1))  # paired seeds: seed, seed+1, ...
-    epochs: int = field(default=30, metadata=_range(1))
-    batch_size: int = field(default=64, metadata=_range(1))
-    lr: float = field(default=1e-3, metadata=_range(0, 1, lo_open=True))
-    weight_decay: float = field(default=5e-4, metadata=_range(0))
-    width: int = field(default=32, metadata=_range(4))
-    device: Device = "auto"
 
 
-STAGE_CONFIGS = {"prepare": PrepareConfig, "train": TrainConfig,
+STAGE_CONFIGS = {"prepare": PrepareConfig, "judge": JudgeConfig, "train": TrainConfig,
                  "synthesize": SynthesizeConfig, "evaluate": EvaluateConfig}
 
 

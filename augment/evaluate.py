@@ -38,6 +38,10 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate activations B×2·width (after global pooling): the judge's feature space."""
+        return self.net[:-2](x)
+
 
 def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarray] | None
             ) -> tuple[np.ndarray, np.ndarray]:

@@ -68,11 +68,32 @@ def prepare(params: Mapping, *, out: str = "data/prepared",
     return summary
 
 
+# --------------------------------------------------------------------------------------- judge
+def judge(params: Mapping, *, data: str = "data/prepared", out: str = "models/judge.pt",
+          metrics: str = "metrics/judge.json") -> dict:
+    """Fit the judge classifier on the real train split (selected on val): FID features, filter."""
+    from .judge import save_judge, train_judge
+
+    cfg, seed = stage_config(params, "judge"), params.get("seed", 0)
+    splits = D.load_prepared(data, splits=("train", "val"))
+    model, info = train_judge(splits["train"], splits["val"], seed=seed, **cfg.fit_kwargs())
+    save_judge(out, model, classes=splits["train"].classes, width=cfg.width, info=info)
+    write_json(metrics, info)
+    _log("judge", f"val balanced accuracy {info['val_balanced_accuracy']:.4f} "
+                  f"(epoch {info['epoch']})")
+    return info
+
+
 # --------------------------------------------------------------------------------------- train
 def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.pt",
           samples: str = "plots/train/samples.png", logdir: str = "dvclive/train",
+          judge: str | None = "models/judge.pt", quality: str = "metrics/quality.json",
           resume: bool = False) -> dict:
-    """Train the cGAN, log losses with dvclive, checkpoint every ``checkpoint_every`` epochs."""
+    """Train the cGAN, log losses with dvclive, checkpoint every ``checkpoint_every`` epochs.
+
+    With a ``judge``, every checkpoint also logs the domain FID, judge accuracy and diversity
+    of the EMA generator (one sample per real train label), and ``quality`` gets the final report.
+    """
     from dvclive import Live
 
     from .checkpoint import load_checkpoint, save_checkpoint
@@ -82,32 +103,73 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
 
     cfg, seed = stage_config(params, "train"), params.get("seed", 0)
     real = D.load_prepared(data, splits=("train",))["train"]
+    assess = _quality_probe(judge, real, seed=seed, device=cfg.device)
     start = load_checkpoint(out) if resume and Path(out).is_file() else None
     t0 = time.perf_counter()
     with Live(logdir, resume=start is not None, save_dvc_exp=False, dvcyaml=None) as live:
         def on_epoch(epoch: int, metrics: dict, gan) -> None:
-            for name, value in metrics.items():
-                live.log_metric(f"train/{name}", value)
+            record = dict(metrics)
+            checkpoint = epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs
+            if checkpoint:
+                report.update(assess(gan.ema.module))
+                record |= {k: report[k] for k in QUALITY_CURVES if report.get(k) is not None}
+            history.append({"epoch": epoch, **record})
+            for name, value in record.items():
+                live.log_metric(f"{'quality' if name in QUALITY_CURVES else 'train'}/{name}",
+                                value)
             live.next_step()
-            history.append({"epoch": epoch, **metrics})
-            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+            if checkpoint:
                 save_checkpoint(out, gan.state(classes=real.classes, epoch=epoch, history=history))
 
-        history = list(start["history"]) if start else []
+        history, report = (list(start["history"]) if start else []), {}
         gan = train_gan(real, cfg, seed=seed, device=cfg.device, resume=start, on_epoch=on_epoch)
     grid = sample_grid(gan.ema.module, num_classes=len(real.classes),
                        per_class=cfg.grid_per_class, seed=seed, device=cfg.device)
     save_png(samples, grid)
     seconds = time.perf_counter() - t0
+    if judge is not None:
+        write_json(quality, report)
     _log("train", f"{gan.config.preset} ({gan.config.loss}), {cfg.epochs} epochs on "
-                  f"{resolve_device(cfg.device)}: {seconds:.1f} s")
-    return {"epochs": cfg.epochs, "seconds": seconds, "final": history[-1] if history else {}}
+                  f"{resolve_device(cfg.device)}: {seconds:.1f} s" +
+                  (f"; FID {report['fid']:.2f}, judge accuracy {report['judge_accuracy']:.3f}"
+                   if report else ""))
+    return {"epochs": cfg.epochs, "seconds": seconds, "final": history[-1] if history else {},
+            "quality": report}
+
+
+QUALITY_CURVES = ("fid", "fid_class_mean", "judge_accuracy", "diversity_min")
+
+
+def _quality_probe(judge: str | None, real: D.ImageSet, *, seed: int, device: str):
+    """generator → fidelity report vs ``real`` (one sample per real label); no-op without judge."""
+    if judge is None:
+        return lambda generator: {}
+    from .fidelity import fidelity_report
+    from .judge import load_judge
+    from .synthesize import synthesize as draw
+
+    model, classes = load_judge(judge, device)
+    if classes != real.classes:
+        raise DataError(f"{judge} was fit on classes {list(classes)} but the data has "
+                        f"{list(real.classes)}; re-run the judge stage")
+    counts = dict(enumerate(real.counts().tolist()))
+
+    def assess(generator) -> dict:
+        images, labels = draw(generator, counts, seed=seed + 1, device=device)
+        return fidelity_report(model, real, images.numpy(), labels.numpy())
+
+    return assess
 
 
 # ---------------------------------------------------------------------------------- synthesize
 def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "models/gan.pt",
-               out: str = "data/synthetic", metrics: str = "metrics/synthesize.json") -> dict:
-    """Fill every class of the train split up to the target with samples of the EMA generator."""
+               judge: str = "models/judge.pt", out: str = "data/synthetic",
+               metrics: str = "metrics/synthesize.json") -> dict:
+    """Fill every class of the train split up to the target with samples of the EMA generator.
+
+    With ``synthesize.filter_threshold`` > 0, only samples the judge classifies as their label
+    with at least that confidence are kept (rejected ones are redrawn; counts stay exact).
+    """
     from .checkpoint import load_generator
     from .synthesize import balance_counts, synthesize as draw, write_synthetic
 
@@ -119,14 +181,41 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
                         f"{list(real.classes)}; re-run the train stage")
     counts = balance_counts(real.labels, num_classes=len(classes), target=cfg.target,
                             multiple=cfg.multiple, classes=classes)
-    images, labels = draw(generator, counts, batch_size=cfg.batch_size, seed=seed,
-                          device=cfg.device)
+    keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device)
+    images, labels = draw(model, counts, batch_size=cfg.batch_size, seed=seed,
+                          device=cfg.device, amp=cfg.amp, keep=keep, max_draws=cfg.max_draws)
     write_synthetic(out, images, labels, classes)
     summary = {"total": int(len(labels)),
                "per_class": {classes[c]: n for c, n in counts.items()}}
+    if keep is not None:
+        drawn = max(tally["drawn"], 1)
+        summary["filter"] = {"threshold": cfg.filter_threshold, "drawn": tally["drawn"],
+                             "acceptance_rate": round(tally["kept"] / drawn, 4)}
     write_json(metrics, summary)
     _log("synthesize", f"{summary['total']} samples written to {out}")
     return summary
+
+
+def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], device: str):
+    """The judge's confidence filter (None when threshold is 0) and a tally of its decisions."""
+    tally = {"drawn": 0, "kept": 0}
+    if threshold <= 0:
+        return None, tally
+    from .judge import confidence_filter, load_judge
+
+    model, judged = load_judge(judge, device)
+    if judged != tuple(classes):
+        raise DataError(f"{judge} was fit on classes {list(judged)} but the GAN on "
+                        f"{list(classes)}; re-run the judge stage")
+    keep_confident = confidence_filter(model, threshold)
+
+    def keep(images, labels):
+        ok = keep_confident(images, labels)
+        tally["drawn"] += len(ok)
+        tally["kept"] += int(ok.sum())
+        return ok
+
+    return keep, tally
 
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -144,8 +233,7 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     splits = D.load_prepared(data)
     needs_synthetic = any("synthetic" in v for v in cfg.variants)
     fake = D.load_synthetic(synthetic) if needs_synthetic else None
-    fit = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-               weight_decay=cfg.weight_decay, width=cfg.width, device=cfg.device)
+    fit = cfg.fit_kwargs()
     jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, **fit)
             for i in range(cfg.seeds) for v in cfg.variants]
     runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,8 @@ from .checkpoint import load_generator
 from .errors import DataError
 from .io import atomic_path, save_arrays
 from .runtime import progress, resolve_device, to_uint8
+
+Filter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels) -> keep mask
 
 Target = str | int | Mapping[str | int, int]
 
@@ -61,7 +63,8 @@ def balance_counts(labels, *, num_classes: int, target: Target = "max", multiple
 @torch.no_grad()
 def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int] | int, *,
                batch_size: int = 256, seed: int = 0, device: str | torch.device | None = None,
-               amp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+               amp: bool = True, keep: Filter | None = None, max_draws: float = 20.0
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw exactly ``counts[c]`` images of every class ``c`` from a conditional generator.
 
     ``generator`` is a checkpoint path (its EMA generator is used) or a loaded model taking
@@ -69,30 +72,78 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
     every class. Returns ``(images uint8 N×C×H×W, labels int64 N)`` on the CPU, sorted by class.
     The same seed gives the same images whatever ``batch_size`` is (noise is drawn up front).
     ``amp``: bf16 autocast on CUDA (images are rounded to uint8 anyway); ignored on the CPU.
+    ``keep(images, labels) -> bool mask`` filters samples (e.g. :func:`augment.judge.
+    confidence_filter`); rejected ones are replaced by fresh draws so the counts stay exact, up
+    to ``max_draws`` × the requested count per class (at least 100 draws), beyond which it
+    raises :class:`DataError`.
     """
     device = resolve_device(device)
     classes = None
     if isinstance(generator, (str, Path)):
         generator, classes = load_generator(generator, device)
-    num_classes, z_dim = generator.hparams["num_classes"], generator.hparams["z_dim"]
+    num_classes = generator.hparams["num_classes"]
     if isinstance(counts, int):
         counts = dict.fromkeys(range(num_classes), counts)
     per_class = {_class_index(k, classes, num_classes): int(v) for k, v in counts.items()}
     if any(v < 0 for v in per_class.values()):
         raise DataError(f"counts must be >= 0, got {dict(counts)}")
-    labels = torch.cat([torch.full((per_class[c],), c, dtype=torch.int64)
-                        for c in sorted(per_class)] or [torch.empty(0, dtype=torch.int64)])
-    noise = torch.randn(len(labels), z_dim, generator=torch.Generator().manual_seed(seed))
+    rng = torch.Generator().manual_seed(seed)
     was_training = generator.training
     generator.eval()  # BN uses running statistics: each sample independent of its batch
+    draw = lambda labels: _generate(generator, labels, rng, batch_size=batch_size,  # noqa: E731
+                                    device=device, amp=amp)
+    try:
+        if keep is None or not any(per_class.values()):
+            labels = _labels(per_class)
+            return draw(labels), labels
+        return _draw_filtered(draw, per_class, keep, max_draws=max_draws, classes=classes)
+    finally:
+        generator.train(was_training)
+
+
+def _labels(per_class: Mapping[int, int]) -> torch.Tensor:
+    """Class-sorted label vector with ``per_class[c]`` copies of ``c``."""
+    return torch.cat([torch.full((per_class[c],), c, dtype=torch.int64) for c in sorted(per_class)]
+                     or [torch.empty(0, dtype=torch.int64)])
+
+
+def _generate(generator: nn.Module, labels: torch.Tensor, rng: torch.Generator, *,
+              batch_size: int, device: torch.device, amp: bool) -> torch.Tensor:
+    """uint8 images for ``labels``; noise N×z_dim is drawn from ``rng`` up front, in order."""
+    noise = torch.randn(len(labels), generator.hparams["z_dim"], generator=rng)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
         chunks = [to_uint8(generator(z.to(device), y.to(device)))
                   for z, y in progress(zip(noise.split(batch_size), labels.split(batch_size)),
                                        desc="synthesize", total=-(-len(labels) // batch_size))]
-    generator.train(was_training)
     shape = tuple(generator.hparams["image_shape"])
-    images = torch.cat(chunks) if chunks else torch.empty((0, *shape), dtype=torch.uint8)
-    return images, labels
+    return torch.cat(chunks) if chunks else torch.empty((0, *shape), dtype=torch.uint8)
+
+
+def _draw_filtered(draw, per_class: dict[int, int], keep: Filter, *, max_draws: float,
+                   classes) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rounds of draws sized by each class's acceptance rate so far, until every count is met."""
+    need, drawn, kept = dict(per_class), dict.fromkeys(per_class, 0), {c: [] for c in per_class}
+    budget = {c: max(int(max_draws * n), 100) for c, n in per_class.items()}  # ≥ 100: small asks
+    while any(need.values()):
+        rate = {c: max(sum(len(k) for k in kept[c]), 1) / max(drawn[c], 1) for c in need}
+        ask = {c: min(int(need[c] / rate[c] * 1.2) + 8, budget[c] - drawn[c])
+               for c in need if need[c] > 0}
+        if not all(ask.values()):
+            c = next(c for c, a in ask.items() if a <= 0)
+            name = classes[c] if classes else c
+            raise DataError(f"synthesize: class {name!r}: only {per_class[c] - need[c]} of "
+                            f"{per_class[c]} samples passed the filter after {drawn[c]} draws "
+                            f"(max_draws {max_draws} × requested); lower synthesize."
+                            "filter_threshold, raise synthesize.max_draws or train longer")
+        labels = _labels(ask)
+        images = draw(labels)
+        ok = keep(images, labels)
+        for c, n in ask.items():
+            accepted = images[(labels == c) & ok][: need[c]]
+            kept[c].append(accepted)
+            drawn[c], need[c] = drawn[c] + n, need[c] - len(accepted)
+    images = torch.cat([x for c in sorted(kept) for x in kept[c]] or [torch.empty(0)])
+    return images.to(torch.uint8), _labels(per_class)
 
 
 def sample_grid(generator: nn.Module, *, num_classes: int, per_class: int = 8, seed: int = 0,

@@ -102,6 +102,28 @@ def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
+def d_step(gan: GAN, real: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """One discriminator update on real ``B×C×H×W`` and fresh fakes of labels ``y``.
+
+    Returns the fakes (reused by :func:`g_step`) and detached loss statistics.
+    """
+    with gan.autocast():
+        z = torch.randn(len(y), gan.config.z_dim, device=y.device)
+        fake = gan.generator(z, y)
+        d_loss, stats = gan.loss.discriminator(gan.discriminator, real, fake, y)
+    _step(gan.opt_d, d_loss)
+    return fake, {**stats, "d_loss": d_loss.detach()}
+
+
+def g_step(gan: GAN, fake: torch.Tensor, y: torch.Tensor) -> dict:
+    """One generator update through D's view of ``fake``, then the EMA update."""
+    with gan.autocast():
+        g_loss = gan.loss.generator(gan.discriminator, fake, y)
+    _step(gan.opt_g, g_loss)
+    gan.ema.update_parameters(gan.generator)
+    return {"g_loss": g_loss.detach()}
+
+
 def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
               device: str | torch.device | None = "auto", resume: dict | None = None,
               on_epoch: Callable[[int, dict, GAN], None] | None = None) -> GAN:
@@ -122,24 +144,14 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     x, labels = to_unit(data.images, device), torch.as_tensor(data.labels, device=device)
     n, bs = len(labels), min(cfg.batch_size, len(labels))
     order = torch.Generator().manual_seed(seed + start)
-    g, d, loss = gan.generator, gan.discriminator, gan.loss
     for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
-        sums: dict[str, list] = {}  # name -> [sum, count]
+        sums: dict[str, list] = {}  # name -> [sum, count]; tensors, so no sync per step
         perm = torch.randperm(n, generator=order).to(device)
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs]
-            real, y = x[idx], labels[idx]
-            with gan.autocast():
-                fake = g(torch.randn(bs, cfg.z_dim, device=device), y)
-                d_loss, stats = loss.discriminator(d, real, fake, y)
-            _step(gan.opt_d, d_loss)
+            fake, stats = d_step(gan, x[idx], labels[idx])
             if (step + 1) % cfg.d_steps == 0:  # n_critic schedule: G every d_steps D steps
-                with gan.autocast():
-                    g_loss = loss.generator(d, fake, y)
-                _step(gan.opt_g, g_loss)
-                gan.ema.update_parameters(g)
-                stats["g_loss"] = g_loss.detach()
-            stats["d_loss"] = d_loss.detach()
+                stats |= g_step(gan, fake, labels[idx])
             for k, v in stats.items():
                 acc = sums.setdefault(k, [0.0, 0])
                 acc[0], acc[1] = acc[0] + v.float(), acc[1] + 1

@@ -1,8 +1,8 @@
 """GAN training and synthesis throughput (images/s), and the train stage's time, on this device.
 
 For each shape (digits 8×8×1, MNIST 28×28×1, RGB 32×32×3 and 64×64×3) × preset × batch size:
-  train images/s      real images consumed per second by the D/G loop, steady state
-                      (train_gan for 3 epochs minus 1 epoch, so set-up and warm-up cancel out)
+  train images/s      real images per second through one D step + one G step (+ EMA),
+                      timed over --steps steps after a warm-up, device synchronised
   synthesis images/s  augment.synthesize() of 16k images (after one warm-up call), uint8 on CPU
 Plus the train stage's work on digits with params.yaml's train section (what `dvc repro` runs).
 AMP (bf16 autocast) is on where CUDA is present, as in the pipeline. Prints a table, writes json.
@@ -28,7 +28,8 @@ from augment.data import ImageSet
 from augment.runtime import resolve_device
 from augment.sources import load_digits_source
 from augment.synthesize import synthesize
-from augment.train import train_gan
+from augment.runtime import to_unit
+from augment.train import d_step, g_step, resolve_config, setup, train_gan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"digits8": (1, 8), "mnist28": (1, 28), "rgb32": (3, 32), "rgb64": (3, 64)}
@@ -55,20 +56,27 @@ def timed_train(data: ImageSet, cfg: TrainConfig, device: torch.device) -> float
 
 
 def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.device) -> float:
-    """Steady-state real images/s: (3-epoch time - 1-epoch time) covers 2 epochs of ``steps``."""
+    """Steady-state real images/s of the D+G step pair (after ``steps`` // 4 warm-up steps)."""
     channels, size = SHAPES[shape]
-    data = random_set(channels, size, batch * steps)
-    cfg = TrainConfig(preset=preset, batch_size=batch, device=device.type)
-    one = timed_train(data, dataclasses.replace(cfg, epochs=1), device)
-    three = timed_train(data, dataclasses.replace(cfg, epochs=3), device)
-    return 2 * batch * steps / max(three - one, 1e-9)
+    cfg = resolve_config(TrainConfig(preset=preset, batch_size=batch), device)
+    gan = setup(cfg, image_shape=(channels, size, size), num_classes=10, device=device)
+    x = to_unit(random_set(channels, size, batch).images, device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    for i in range(steps // 4 + steps):
+        if i == steps // 4:
+            sync(device)
+            t0 = time.perf_counter()
+        fake, _ = d_step(gan, x, y)
+        g_step(gan, fake, y)
+    sync(device)
+    return batch * steps / (time.perf_counter() - t0)
 
 
 def synth_rate(shape: str, preset: str, batch: int, device: torch.device, n: int = 16384) -> float:
     channels, size = SHAPES[shape]
-    gan = train_gan(random_set(channels, size, batch), TrainConfig(preset=preset, epochs=1,
-                    batch_size=batch), device=device)
-    generator = gan.ema.module
+    cfg = resolve_config(TrainConfig(preset=preset), device)
+    generator = setup(cfg, image_shape=(channels, size, size), num_classes=10,
+                      device=device).ema.module
     synthesize(generator, n // 10, batch_size=batch, device=device)  # warm-up
     sync(device)
     t0 = time.perf_counter()
@@ -76,10 +84,11 @@ def synth_rate(shape: str, preset: str, batch: int, device: torch.device, n: int
     return len(images) / (time.perf_counter() - t0)
 
 
-def train_stage_seconds(device: torch.device) -> dict:
+def train_stage_seconds(device: torch.device, epochs: int | None = None) -> dict:
     """train_gan on digits (all 1,797 images' train share) with params.yaml's train section."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     cfg = stage_config(params, "train")
+    cfg = dataclasses.replace(cfg, epochs=epochs or cfg.epochs)
     pool, _ = load_digits_source()
     data = pool.subset(np.arange(int(len(pool.labels) * 0.68)))  # ≈ the train split's size
     seconds = timed_train(data, dataclasses.replace(cfg, device=device.type), device)
@@ -92,14 +101,17 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--presets", nargs="+", default=["dcgan", "classic"])
-    parser.add_argument("--steps", type=int, default=20, help="training steps per epoch")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--stage-epochs", type=int, default=None,
+                        help="train-stage epochs (default: params.yaml)")
     parser.add_argument("--name", default="throughput", help="results/<name>.json")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     device = resolve_device("auto")
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
-    stage = train_stage_seconds(device)
+    torch.ones(1, device=device).sum().item()  # CUDA context start-up stays out of the timings
+    stage = train_stage_seconds(device, args.stage_epochs)
     print(f"device: {name}; torch {torch.__version__}")
     print(f"train stage work (digits, {stage['epochs']} epochs, {stage['images']} images): "
           f"{stage['seconds']:.1f} s")

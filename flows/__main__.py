@@ -14,9 +14,9 @@ from augment.config import load_params, stage_config
 
 def _flows() -> dict:
     from flows.evaluate import evaluate_flow
-    from flows.stages import prepare_flow, synthesize_flow, train_flow
+    from flows.stages import judge_flow, prepare_flow, synthesize_flow, train_flow
 
-    return {"prepare": prepare_flow, "train": train_flow, "synthesize": synthesize_flow,
+    return {"prepare": prepare_flow, "judge": judge_flow, "train": train_flow, "synthesize": synthesize_flow,
             "evaluate": evaluate_flow}
 
 

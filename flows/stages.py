@@ -1,4 +1,4 @@
-"""Prefect flows for the prepare, train and synthesize stages: each runs one
+"""Prefect flows for the prepare, judge, train and synthesize stages: each runs one
 :mod:`augment.stages` function with the params file it is given."""
 
 from __future__ import annotations
@@ -19,5 +19,6 @@ def _stage_flow(stage: str):
 
 
 prepare_flow = _stage_flow("prepare")
+judge_flow = _stage_flow("judge")
 train_flow = _stage_flow("train")
 synthesize_flow = _stage_flow("synthesize")

@@ -24,6 +24,7 @@ def tiny_params() -> dict:
     """The repository's params.yaml with budgets cut to seconds."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["prepare"]["max_per_class"] = 40
+    params["judge"].update(epochs=2, width=8)
     params["train"].update(epochs=2, batch_size=32, width=8, checkpoint_every=1, grid_per_class=2)
     params["evaluate"].update(epochs=2, width=8)
     return params
@@ -45,13 +46,25 @@ def prepared(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def checkpoint(prepared, tmp_path_factory) -> Path:
-    """A GAN checkpoint trained for 2 tiny epochs on ``prepared``."""
+def judge(prepared, tmp_path_factory) -> Path:
+    """A judge classifier fit for 2 tiny epochs on ``prepared``."""
+    from augment import stages
+
+    d = tmp_path_factory.mktemp("judge")
+    stages.judge(tiny_params(), data=str(prepared), out=str(d / "judge.pt"),
+                 metrics=str(d / "judge.json"))
+    return d / "judge.pt"
+
+
+@pytest.fixture(scope="session")
+def checkpoint(prepared, judge, tmp_path_factory) -> Path:
+    """A GAN checkpoint trained for 2 tiny epochs on ``prepared`` (quality logged by ``judge``)."""
     from augment import stages
 
     d = tmp_path_factory.mktemp("train")
     stages.train(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
-                 samples=str(d / "samples.png"), logdir=str(d / "dvclive"))
+                 samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
+                 judge=str(judge), quality=str(d / "quality.json"))
     return d / "gan.pt"
 
 

@@ -7,7 +7,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.evaluate import evaluate_flow
-from flows.stages import prepare_flow, synthesize_flow, train_flow
+from flows.stages import judge_flow, prepare_flow, synthesize_flow, train_flow
 
 
 async def _task_run_names(flow_run_id) -> list[str]:
@@ -29,10 +29,12 @@ def test_stage_flows_end_to_end(tmp_path, params):
     state = prepare_flow(params_path=p, out=d("prepared"), metrics=d("prepare.json"),
                          return_state=True)
     assert state.is_completed() and state.result()["classes"] == 10
+    judge_flow(params_path=p, data=d("prepared"), out=d("judge.pt"), metrics=d("judge.json"))
     train_flow(params_path=p, data=d("prepared"), out=d("gan.pt"), samples=d("s.png"),
-               logdir=d("live"))
+               logdir=d("live"), judge=d("judge.pt"), quality=d("quality.json"))
     summary = synthesize_flow(params_path=p, data=d("prepared"), model=d("gan.pt"),
-                              out=d("syn"), metrics=d("syn.json"))
+                              judge=d("judge.pt"), out=d("syn"), metrics=d("syn.json"))
+    assert "filter" not in summary
     assert summary["total"] == sum(summary["per_class"].values())
     state = evaluate_flow(params_path=p, data=d("prepared"), synthetic=d("syn"),
                           metrics=d("eval.json"), plots=d("plots"), return_state=True)

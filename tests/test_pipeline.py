@@ -55,7 +55,7 @@ def _lock_hashes(repo: Path) -> dict:
 def test_dvc_repro_end_to_end(repo):
     root, _ = repo
     out = _dvc(repo, "repro")
-    for stage in ("prepare", "train", "synthesize", "evaluate"):
+    for stage in ("prepare", "judge", "train", "synthesize", "evaluate"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
     for variant in ("real", "real+synthetic"):
@@ -64,7 +64,8 @@ def test_dvc_repro_end_to_end(repo):
     manifest = (root / "data/synthetic/manifest.csv").read_text().splitlines()
     assert len(manifest) == synth["total"] + 1 and manifest[0] == "path,label,class_name,source"
     for path in ("models/gan.pt", "plots/train/samples.png", "plots/evaluate/per_class_recall.png",
-                 "plots/evaluate/confusion_real.csv", "dvclive/train/metrics.json"):
+                 "plots/evaluate/confusion_real.csv", "dvclive/train/metrics.json",
+                 "models/judge.pt"):
         assert (root / path).is_file(), path
     assert "up to date" in _dvc(repo, "status")
     shown = _dvc(repo, "metrics", "show", "metrics/evaluate.json")
@@ -73,7 +74,7 @@ def test_dvc_repro_end_to_end(repo):
 
 def test_repro_again_is_a_no_op(repo):
     out = _dvc(repo, "repro")
-    assert "Running stage" not in out and out.count("didn't change, skipping") == 4
+    assert "Running stage" not in out and out.count("didn't change, skipping") == 5
 
 
 def test_forced_rerun_is_bitwise_identical(repo):
@@ -93,6 +94,7 @@ def test_experiment_on_train_param_reruns_only_downstream(repo):
          root, env)
     out = _dvc(repo, "exp", "run", "-S", "train.epochs=1")
     assert "Stage 'prepare' didn't change, skipping" in out
+    assert "Stage 'judge' didn't change, skipping" in out
     for stage in ("train", "synthesize", "evaluate"):
         assert f"Running stage '{stage}'" in out
     diff = _dvc(repo, "params", "diff")

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from augment import stages
-from benchmarks.shapes import fabricate_shapes
+from benchmarks.shapes import CLASSES, fabricate_shapes
 
 
 def test_rgb_folder_through_every_stage(tmp_path, params):
@@ -16,8 +16,12 @@ def test_rgb_folder_through_every_stage(tmp_path, params):
     d = lambda name: str(tmp_path / name)  # noqa: E731
     summary = stages.prepare(params, out=d("prepared"), metrics=d("prepare.json"))
     assert summary["image_shape"] == [3, 16, 16] and summary["classes"] == 4
+    stages.judge(params, data=d("prepared"), out=d("judge.pt"), metrics=d("judge.json"))
     stages.train(params, data=d("prepared"), out=d("gan.pt"), samples=d("samples.png"),
-                 logdir=d("live"))
+                 logdir=d("live"), judge=d("judge.pt"), quality=d("quality.json"))
+    quality = json.loads((tmp_path / "quality.json").read_text())
+    assert quality["fid"] >= 0 and set(quality["fid_per_class"]) == set(CLASSES)
+    assert 0 <= quality["judge_accuracy"] <= 1
     grid = np.asarray(Image.open(tmp_path / "samples.png"))
     assert grid.ndim == 3 and grid.shape[2] == 3  # an RGB grid
     syn = stages.synthesize(params, data=d("prepared"), model=d("gan.pt"), out=d("syn"),

@@ -38,7 +38,7 @@ def test_train_stage_outputs(checkpoint):
 
 def test_training_is_deterministic_and_resumable(prepared, params, tmp_path):
     def run(out, **kw):
-        stages.train(params, data=str(prepared), out=str(out), samples=str(out) + ".png",
+        stages.train(params, data=str(prepared), out=str(out), samples=str(out) + ".png", judge=None,
                      logdir=str(tmp_path / f"log_{out.stem}"), **kw)
 
     run(tmp_path / "a.pt")

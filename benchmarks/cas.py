@@ -1,0 +1,179 @@
+"""CAS benchmark: are the samples as good as real data for training a classifier?
+
+CAS (Classification Accuracy Score, Ravuri & Vinyals 2019): a fixed classifier trained on
+synthetic samples only (class-balanced, as many as the real train split) and tested on the real
+test split. TRTR: the same classifier and budget trained on the real train split.
+
+For each seed: fit the judge (domain-FID features) and TRTR once, then train every preset for the
+same wall-clock budget, snapshot its EMA generator at fractions of that budget and score each
+snapshot (CAS, domain FID, judge accuracy). Reports, per preset, the final CAS / TRTR and the
+first time at which the default preset reaches the ``classic`` preset's final CAS.
+
+    python benchmarks/cas.py --data digits --budget 90 --seeds 0 1 2
+    python benchmarks/cas.py --data mnist --root ../shared/data --budget 180 --fractions 0.2 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from augment.config import TrainConfig
+from augment.data import ImageSet, stratified_split
+from augment.evaluate import fit_classifier, predict
+from augment.fidelity import fidelity_report
+from augment.models import build_generator
+from augment.sources import load_source
+from augment.synthesize import synthesize
+from augment.train import train_gan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def load_splits(data: str, root: str, seed: int) -> dict[str, ImageSet]:
+    """train / val / test: digits 20 % test, MNIST its official test split; val 15 % of train."""
+    pool, test, _, _ = load_source(data, root=root)
+    if test is None:
+        pool, test = stratified_split(pool, 0.2, seed=seed)
+    train, val = stratified_split(pool, 0.15, seed=seed)
+    return {"train": train, "val": val, "test": test}
+
+
+def accuracy(images, labels, splits, *, seed: int, epochs: int) -> float:
+    """Test accuracy of the fixed classifier trained on (images, labels), selected on val."""
+    model, _ = fit_classifier(images, labels, splits["val"], num_classes=len(splits["train"].classes),
+                              epochs=epochs, seed=seed, device="cpu")
+    return float((predict(model, splits["test"].images, device="cpu") ==
+                  splits["test"].labels).mean())
+
+
+def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget: float,
+                         fractions: list[float]) -> list[dict]:
+    """Train until ``budget`` seconds; keep the EMA generator at the first epoch past each mark."""
+    marks, snaps, t0 = sorted(fractions), [], time.perf_counter()
+
+    def on_epoch(epoch: int, metrics: dict, gan) -> None:
+        elapsed = time.perf_counter() - t0
+        while marks and elapsed >= marks[0] * budget:
+            snaps.append({"fraction": marks.pop(0), "seconds": elapsed, "epoch": epoch,
+                          "hparams": gan.hparams,
+                          "state": copy.deepcopy(gan.ema.module.state_dict())})
+        if not marks:
+            raise _OutOfTime
+
+    try:
+        train_gan(train, cfg, seed=seed, device="cpu", on_epoch=on_epoch)
+    except _OutOfTime:
+        pass
+    return snaps
+
+
+def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int) -> dict:
+    generator = build_generator(snap["hparams"])
+    generator.load_state_dict(snap["state"])
+    train = splits["train"]
+    n_per_class = -(-len(train.labels) // len(train.classes))  # balanced, ≈ real train size
+    images, labels = synthesize(generator, n_per_class, seed=seed, device="cpu")
+    cas = accuracy(images.numpy(), labels.numpy(), splits, seed=seed, epochs=epochs)
+    like_real, like_labels = synthesize(generator, dict(enumerate(train.counts().tolist())),
+                                        seed=seed + 1, device="cpu")
+    quality = fidelity_report(judge, train, like_real.numpy(), like_labels.numpy())
+    return {"cas": cas, "fid": quality["fid"], "judge_accuracy": quality["judge_accuracy"],
+            "diversity_min": quality["diversity_min"]}
+
+
+def run(args) -> pd.DataFrame:
+    rows = []
+    for seed in args.seeds:
+        splits = load_splits(args.data, args.root, seed)
+        train = splits["train"]
+        t0 = time.perf_counter()
+        trtr = accuracy(train.images, train.labels, splits, seed=seed, epochs=args.clf_epochs)
+        trtr_s = time.perf_counter() - t0
+        judge, _ = fit_classifier(train.images, train.labels, splits["val"],
+                                  num_classes=len(train.classes), epochs=20, seed=seed,
+                                  device="cpu")
+        print(f"seed {seed}: TRTR {trtr:.4f} ({trtr_s:.0f} s)", flush=True)
+        for preset in args.presets:
+            name, _, width = preset.partition(":")  # "dcgan:16" = dcgan at width 16
+            lr = args.lr if name != "classic" else None  # classic stays the textbook recipe
+            cfg = TrainConfig(preset=name, epochs=100_000, batch_size=args.batch_size,
+                              lr_g=lr, lr_d=lr, width=int(width) if width else None)
+            for snap in train_with_snapshots(train, cfg, seed=seed, budget=args.budget,
+                                             fractions=args.fractions):
+                row = {"data": args.data, "seed": seed, "preset": preset, "trtr": trtr,
+                       "fraction": snap["fraction"], "seconds": round(snap["seconds"], 1),
+                       "epoch": snap["epoch"],
+                       **score_snapshot(snap, splits, judge, seed=seed, epochs=args.clf_epochs)}
+                row["cas_over_trtr"] = row["cas"] / trtr
+                rows.append(row)
+                print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                       for k, v in row.items() if k not in ("data", "trtr")),
+                      flush=True)
+    return pd.DataFrame(rows)
+
+
+def time_to_match(table: pd.DataFrame, default: str) -> pd.DataFrame:
+    """Per seed: classic's final CAS, and the first time ``default`` reaches it."""
+    out = []
+    for seed, runs in table.groupby("seed"):
+        classic = runs[runs.preset == "classic"].sort_values("seconds")
+        ours = runs[runs.preset == default].sort_values("seconds")
+        if classic.empty or ours.empty:
+            continue
+        target, classic_s = classic["cas"].iloc[-1], classic["seconds"].iloc[-1]
+        reached = ours[ours["cas"] >= target]
+        first = float(reached["seconds"].iloc[0]) if len(reached) else float("nan")
+        out.append({"seed": seed, "classic_final_cas": target, "classic_seconds": classic_s,
+                    f"{default}_seconds_to_match": first, "ratio": first / classic_s})
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="digits", choices=["digits", "mnist"])
+    parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--presets", nargs="+", default=["classic", "dcgan"],
+                        help="preset[:width], e.g. classic dcgan dcgan:16")
+    parser.add_argument("--budget", type=float, default=90.0, help="GAN training seconds")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.5, 1.0])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="lr_g = lr_d of the non-classic presets (default: the preset's)")
+    parser.add_argument("--clf-epochs", type=int, default=15, help="CAS/TRTR classifier epochs")
+    parser.add_argument("--name", default=None, help="results/<name>.json (default cas_<data>)")
+    args = parser.parse_args()
+    table = run(args)
+    final = table[table.fraction == max(args.fractions)]
+    summary = final.groupby("preset")[["cas", "trtr", "cas_over_trtr", "fid", "judge_accuracy",
+                                       "seconds"]].agg(["mean", "std"])
+    default = next((p for p in args.presets if p.startswith("dcgan")), "dcgan")
+    matched = time_to_match(table, default=default)
+    pd.set_option("display.width", 160)
+    print("\nfinal snapshot, mean ± std over seeds", args.seeds)
+    print(summary.round(4).to_string())
+    print("\nall snapshots (mean over seeds)")
+    print(table.groupby(["preset", "fraction"])[["seconds", "cas", "cas_over_trtr", "fid",
+                                                  "judge_accuracy"]].mean().round(4).to_string())
+    if not matched.empty:
+        print(f"\ntime for {default} to reach classic's final CAS")
+        print(matched.round(4).to_string(index=False))
+    out = ROOT / "benchmarks" / "results" / f"{args.name or 'cas_' + args.data}.json"
+    out.write_text(json.dumps({"args": vars(args), "runs": table.to_dict("records"),
+                               "matched": matched.to_dict("records")}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
