@@ -28,6 +28,7 @@ from augment.config import TrainConfig
 from augment.data import ImageSet, stratified_split
 from augment.evaluate import fit_classifier, predict
 from augment.fidelity import fidelity_report
+from augment.judge import confidence_filter
 from augment.models import build_generator
 from augment.sources import load_source
 from augment.synthesize import synthesize
@@ -78,17 +79,25 @@ def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget
     return snaps
 
 
-def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int) -> dict:
+def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int,
+                   filter_threshold: float) -> dict:
+    """CAS (and CAS of judge-filtered samples), domain FID, judge accuracy of one snapshot."""
     generator = build_generator(snap["hparams"])
     generator.load_state_dict(snap["state"])
     train = splits["train"]
     n_per_class = -(-len(train.labels) // len(train.classes))  # balanced, ≈ real train size
     images, labels = synthesize(generator, n_per_class, seed=seed, device="cpu")
-    cas = accuracy(images.numpy(), labels.numpy(), splits, seed=seed, epochs=epochs)
+    scores = {"cas": accuracy(images.numpy(), labels.numpy(), splits, seed=seed, epochs=epochs)}
+    if filter_threshold > 0:
+        kept, kept_labels = synthesize(generator, n_per_class, seed=seed, device="cpu",
+                                       keep=confidence_filter(judge, filter_threshold),
+                                       max_draws=1000)
+        scores["cas_filtered"] = accuracy(kept.numpy(), kept_labels.numpy(), splits, seed=seed,
+                                          epochs=epochs)
     like_real, like_labels = synthesize(generator, dict(enumerate(train.counts().tolist())),
                                         seed=seed + 1, device="cpu")
     quality = fidelity_report(judge, train, like_real.numpy(), like_labels.numpy())
-    return {"cas": cas, "fid": quality["fid"], "judge_accuracy": quality["judge_accuracy"],
+    return {**scores, "fid": quality["fid"], "judge_accuracy": quality["judge_accuracy"],
             "diversity_min": quality["diversity_min"]}
 
 
@@ -114,7 +123,8 @@ def run(args) -> pd.DataFrame:
                 row = {"data": args.data, "seed": seed, "preset": preset, "trtr": trtr,
                        "fraction": snap["fraction"], "seconds": round(snap["seconds"], 1),
                        "epoch": snap["epoch"],
-                       **score_snapshot(snap, splits, judge, seed=seed, epochs=args.clf_epochs)}
+                       **score_snapshot(snap, splits, judge, seed=seed, epochs=args.clf_epochs,
+                                        filter_threshold=args.filter)}
                 row["cas_over_trtr"] = row["cas"] / trtr
                 rows.append(row)
                 print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
@@ -152,12 +162,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=None,
                         help="lr_g = lr_d of the non-classic presets (default: the preset's)")
+    parser.add_argument("--filter", type=float, default=0.0,
+                        help="also report CAS of samples the judge keeps at this confidence")
     parser.add_argument("--clf-epochs", type=int, default=15, help="CAS/TRTR classifier epochs")
     parser.add_argument("--name", default=None, help="results/<name>.json (default cas_<data>)")
     args = parser.parse_args()
     table = run(args)
     final = table[table.fraction == max(args.fractions)]
-    summary = final.groupby("preset")[["cas", "trtr", "cas_over_trtr", "fid", "judge_accuracy",
+    cols = ["cas", "cas_filtered"] if args.filter > 0 else ["cas"]
+    summary = final.groupby("preset")[[*cols, "trtr", "cas_over_trtr", "fid", "judge_accuracy",
                                        "seconds"]].agg(["mean", "std"])
     default = next((p for p in args.presets if p.startswith("dcgan")), "dcgan")
     matched = time_to_match(table, default=default)
@@ -165,7 +178,7 @@ def main() -> None:
     print("\nfinal snapshot, mean ± std over seeds", args.seeds)
     print(summary.round(4).to_string())
     print("\nall snapshots (mean over seeds)")
-    print(table.groupby(["preset", "fraction"])[["seconds", "cas", "cas_over_trtr", "fid",
+    print(table.groupby(["preset", "fraction"])[["seconds", *cols, "cas_over_trtr", "fid",
                                                   "judge_accuracy"]].mean().round(4).to_string())
     if not matched.empty:
         print(f"\ntime for {default} to reach classic's final CAS")

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("prepare", "train", "synthesize", "evaluate")
+STAGES = ("prepare", "judge", "train", "synthesize", "evaluate")
 COPY = ["augment", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
 
 

@@ -1,4 +1,5 @@
 import hashlib
+import json
 
 import torch
 
@@ -34,6 +35,14 @@ def test_train_stage_outputs(checkpoint):
     assert (d / "samples.png").stat().st_size > 0
     metrics = sorted(p.name for p in (d / "dvclive" / "plots" / "metrics" / "train").iterdir())
     assert metrics == ["d_fake.tsv", "d_loss.tsv", "d_real.tsv", "g_loss.tsv"]
+    curves = sorted(p.name for p in (d / "dvclive" / "plots" / "metrics" / "quality").iterdir())
+    assert curves == ["diversity_min.tsv", "fid.tsv", "fid_class_mean.tsv", "judge_accuracy.tsv"]
+    fid_rows = (d / "dvclive" / "plots" / "metrics" / "quality" / "fid.tsv").read_text().splitlines()
+    assert len(fid_rows) == 1 + 2  # header + one row per checkpoint (checkpoint_every=1, 2 epochs)
+    quality = json.loads((d / "quality.json").read_text())
+    assert quality["fid"] >= 0 and len(quality["fid_per_class"]) == 10
+    history = load_checkpoint(checkpoint)["history"]
+    assert history[-1]["fid"] == quality["fid"]  # the checkpoint carries the curve too
 
 
 def test_training_is_deterministic_and_resumable(prepared, params, tmp_path):
