@@ -125,7 +125,7 @@ def _draw_filtered(draw, per_class: dict[int, int], keep: Filter, *, max_draws: 
     need, drawn, kept = dict(per_class), dict.fromkeys(per_class, 0), {c: [] for c in per_class}
     budget = {c: max(int(max_draws * n), 100) for c, n in per_class.items()}  # ≥ 100: small asks
     while any(need.values()):
-        rate = {c: max(sum(len(k) for k in kept[c]), 1) / max(drawn[c], 1) for c in need}
+        rate = {c: max(per_class[c] - need[c], 1) / max(drawn[c], 1) for c in need}
         ask = {c: min(int(need[c] / rate[c] * 1.2) + 8, budget[c] - drawn[c])
                for c in need if need[c] > 0}
         if not all(ask.values()):
@@ -142,8 +142,7 @@ def _draw_filtered(draw, per_class: dict[int, int], keep: Filter, *, max_draws: 
             accepted = images[(labels == c) & ok][: need[c]]
             kept[c].append(accepted)
             drawn[c], need[c] = drawn[c] + n, need[c] - len(accepted)
-    images = torch.cat([x for c in sorted(kept) for x in kept[c]] or [torch.empty(0)])
-    return images.to(torch.uint8), _labels(per_class)
+    return torch.cat([x for c in sorted(kept) for x in kept[c]]), _labels(per_class)
 
 
 def sample_grid(generator: nn.Module, *, num_classes: int, per_class: int = 8, seed: int = 0,
