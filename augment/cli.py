@@ -42,7 +42,8 @@ STAGES = {
         "data": ("data/prepared", "prepared data directory"),
         "synthetic": ("data/synthetic", "synthetic data directory"),
         "metrics": ("metrics/evaluate.json", "test metrics per variant (JSON)"),
-        "plots": ("plots/evaluate", "directory for confusion/recall plots and the run table")}),
+        "plots": ("plots/evaluate", "directory for the CI chart, recall, confusion, run tables"),
+        "report": ("reports/evaluate.md", "markdown report: verdict, table, sample grid")}),
 }
 
 

@@ -22,7 +22,10 @@ from .errors import ConfigError
 SECTIONS = ("prepare", "judge", "train", "synthesize", "evaluate")
 PRESETS = ("dcgan", "classic")
 LOSSES = ("hinge", "bce", "wgan-gp")
-VARIANTS = ("real", "real+synthetic", "synthetic")
+# A variant is "+"-joined parts: data sources (real, synthetic) and training-set treatments
+# (oversample: balance classes by resampling; classic: albumentations augmentation per epoch).
+VARIANT_PARTS = ("real", "synthetic", "oversample", "classic")
+RUNNERS = ("threads", "dask", "ray")
 Device = Literal["auto", "cpu", "cuda"]
 
 
@@ -88,6 +91,7 @@ class TrainConfig:
     lr_d: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
     betas: Optional[tuple[float, float]] = None
     d_steps: int = field(default=1, metadata=_range(1))
+    balance: bool = False  # class-balanced epochs: minority images repeated up to the max count
     ema_decay: Optional[float] = field(default=None, metadata=_range(0, 1, hi_open=True))
     diffaug: Optional[str] = None  # DiffAugment policy, e.g. "translation,cutout"; "" = off
     r1_gamma: float = field(default=0.0, metadata=_range(0))
@@ -107,6 +111,7 @@ class SynthesizeConfig:
     batch_size: int = field(default=256, metadata=_range(1))
     filter_threshold: float = field(default=0.0, metadata=_range(0, 1, hi_open=True))  # 0 = off
     max_draws: float = field(default=20.0, metadata=_range(1))  # per class, × requested
+    minority_only: bool = False  # fill only the minority classes (bottom 30 % by train count)
     amp: bool = True  # bf16 autocast, CUDA only
     device: Device = "auto"
 
@@ -120,8 +125,32 @@ class SynthesizeConfig:
 class EvaluateConfig(ClassifierConfig):
     """Downstream classifier trained with and without synthetic samples."""
 
-    variants: tuple[Literal["real", "real+synthetic", "synthetic"], ...] = ("real", "real+synthetic")
-    seeds: int = field(default=1, metadata=_range(1))  # paired seeds: seed, seed+1, ...
+    variants: tuple[str, ...] = ("real", "real+oversample", "real+classic", "real+synthetic",
+                                 "real+synthetic+classic", "synthetic")
+    seeds: int = field(default=5, metadata=_range(1))  # paired seeds: seed, seed+1, ...
+    classic: str = "affine,elastic,noise"  # albumentations policy of the "classic" part
+    runner: Literal["threads", "dask", "ray"] = "threads"  # Prefect task runner of the grid
+    workers: int = field(default=1, metadata=_range(1))  # threads runner: concurrent fits
+    address: Optional[str] = None  # dask/ray: scheduler address; None = a local cluster
+
+    def __post_init__(self):
+        for variant in self.variants:
+            parts = variant.split("+")
+            bad = [p for p in parts if p not in VARIANT_PARTS]
+            if bad or len(set(parts)) != len(parts) or not {"real", "synthetic"} & set(parts):
+                raise ConfigError(
+                    f"evaluate.variants: {variant!r} is not a variant; join parts with '+' from "
+                    f"{', '.join(VARIANT_PARTS)}, each once, with real and/or synthetic "
+                    "(e.g. real+synthetic+classic)")
+        if len(set(self.variants)) != len(self.variants):
+            raise ConfigError(f"evaluate.variants: {list(self.variants)} lists a variant twice")
+        from .classic import check_policy
+
+        check_policy(self.classic, key="evaluate.classic")
+
+    def fit_kwargs(self) -> dict:
+        """Classifier budget plus the classic policy: keyword arguments of evaluate_variant."""
+        return {**super().fit_kwargs(), "classic": self.classic}
 
 
 STAGE_CONFIGS = {"prepare": PrepareConfig, "judge": JudgeConfig, "train": TrainConfig,

@@ -18,6 +18,7 @@ from .errors import DataError
 from .io import atomic_path, save_arrays
 
 SPLITS = ("train", "val", "test")
+MINORITY_FRACTION = 0.3  # "minority classes": the bottom 30 % of classes by train count
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,21 @@ class ImageSet:
     def counts(self) -> np.ndarray:
         """Images per class, shape (K,)."""
         return np.bincount(self.labels, minlength=len(self.classes))
+
+
+def minority_classes(counts: np.ndarray, fraction: float = MINORITY_FRACTION) -> list[int]:
+    """Indices of the ``ceil(fraction·K)`` classes with the fewest train images (ties: by index)."""
+    k = max(1, int(np.ceil(fraction * len(counts) - 1e-9)))
+    return sorted(np.argsort(counts, kind="stable")[:k].tolist())
+
+
+def balanced_index(labels: np.ndarray, *, seed: int) -> np.ndarray:
+    """Every index once, plus random repeats (with replacement) filling each class to the max."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels)
+    extra = [rng.choice(np.flatnonzero(labels == c), counts.max() - n)
+             for c, n in enumerate(counts) if 0 < n < counts.max()]
+    return np.concatenate([np.arange(len(labels)), *extra]).astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------ transforms

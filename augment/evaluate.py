@@ -1,13 +1,20 @@
 """Downstream evaluation: does adding synthetic samples help a classifier?
 
-The same small CNN, with the same budget and seed, is trained on each variant's training set
-(``real``, ``real+synthetic``, ``synthetic``), the epoch with the best validation balanced
-accuracy is kept, and that model is scored once on the untouched test split.
+The same small CNN, with the same budget and seed, is trained on each variant's training set,
+the epoch with the best validation balanced accuracy is kept, and that model is scored once on
+the untouched test split. A variant is "+"-joined parts: the data (``real``, ``synthetic``) and
+treatments of the training set (``oversample``: resample every class up to the largest;
+``classic``: albumentations augmentation, redrawn every epoch), e.g. ``real+synthetic+classic``.
+
+A fit touches no global random state (its own generators for the batch order, dropout and
+augmentation), so fits may run concurrently in threads and still give the same numbers.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,9 +23,26 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
                              recall_score)
 from torch import nn
 
-from .data import ImageSet
+from .classic import classic_augment
+from .data import ImageSet, balanced_index
 from .errors import DataError
-from .runtime import progress, resolve_device, seed_everything, to_unit
+from .runtime import progress, resolve_device, to_unit
+
+_INIT_LOCK = threading.Lock()  # weight init draws from torch's global RNG: one model at a time
+
+
+class SeededDropout(nn.Module):
+    """Dropout drawing its mask from ``self.generator`` (global RNG when None)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p, self.generator = p, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep / (1 - self.p)
 
 
 class SmallCNN(nn.Module):
@@ -32,7 +56,7 @@ class SmallCNN(nn.Module):
 
         self.net = nn.Sequential(*block(channels, width), *block(width, width), nn.MaxPool2d(2),
                                  *block(width, 2 * width), *block(2 * width, 2 * width),
-                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), SeededDropout(0.2),
                                  nn.Linear(2 * width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,19 +67,23 @@ class SmallCNN(nn.Module):
         return self.net[:-2](x)
 
 
-def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarray] | None
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The training set of a variant: ``real``, ``real+synthetic`` or ``synthetic``."""
-    parts = {"real": [(real.images, real.labels)],
-             "real+synthetic": [(real.images, real.labels), synthetic],
-             "synthetic": [synthetic]}[variant]
-    if any(p is None for p in parts):
+def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarray] | None, *,
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The training set of a variant's data parts, oversampled to balance if it says so."""
+    parts = variant.split("+")
+    if "synthetic" in parts and synthetic is None:
         raise DataError(f"variant {variant!r} needs synthetic samples; none were given")
-    if variant == "synthetic" and len(synthetic[1]) == 0:
-        raise DataError("variant 'synthetic' trains on synthetic samples only, but there are "
+    if "synthetic" in parts and "real" not in parts and len(synthetic[1]) == 0:
+        raise DataError(f"variant {variant!r} trains on synthetic samples only, but there are "
                         "none (every class already meets synthesize.target); raise "
                         "synthesize.multiple or target")
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    chosen = [d for name, d in (("real", (real.images, real.labels)), ("synthetic", synthetic))
+              if name in parts]
+    images, labels = (np.concatenate([d[i] for d in chosen]) for i in (0, 1))
+    if "oversample" in parts:
+        index = balanced_index(labels, seed=seed)
+        images, labels = images[index], labels[index]
+    return images, labels
 
 
 @torch.no_grad()
@@ -70,11 +98,19 @@ def predict(model: nn.Module, images: np.ndarray, *, device: torch.device,
 def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num_classes: int,
                    epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
                    weight_decay: float = 5e-4, width: int = 32, seed: int = 0,
-                   device: str | torch.device | None = None) -> tuple[nn.Module, dict]:
-    """Train :class:`SmallCNN`; return the weights of the epoch with the best val balanced acc."""
+                   device: str | torch.device | None = None,
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> tuple[nn.Module, dict]:
+    """Train :class:`SmallCNN`; return the weights of the epoch with the best val balanced acc.
+
+    ``transform`` (uint8 N×C×H×W → same) redraws the training images every epoch.
+    """
     device = resolve_device(device)
-    seed_everything(seed)
-    model = SmallCNN(channels=images.shape[1], num_classes=num_classes, width=width).to(device)
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        model = SmallCNN(channels=images.shape[1], num_classes=num_classes, width=width)
+    model.net[-2].generator = torch.Generator(device).manual_seed(seed)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, len(labels) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
@@ -84,6 +120,8 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     for epoch in progress(range(1, epochs + 1), desc="classifier", unit="epoch"):
         model.train()
         perm = torch.randperm(len(y), generator=order).to(device)
+        if transform is not None:
+            x = to_unit(transform(images), device)
         for idx in perm[: steps * batch_size].view(steps, -1):
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -112,12 +150,20 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
 
 def evaluate_variant(variant: str, splits: dict[str, ImageSet],
                      synthetic: tuple[np.ndarray, np.ndarray] | None, *, seed: int = 0,
+                     classic: str = "affine,elastic,noise",
                      device: str | torch.device | None = None, **fit_kwargs) -> dict:
-    """Train on one variant, select on val, score on test. Returns metrics + predictions."""
-    images, labels = compose(variant, splits["train"], synthetic)
+    """Train on one variant, select on val, score on test. Returns metrics + predictions.
+
+    ``classic`` is the albumentations policy (:mod:`augment.classic`) of the ``classic`` part.
+    """
+    images, labels = compose(variant, splits["train"], synthetic, seed=seed)
     classes = splits["train"].classes
+    transform = None
+    if "classic" in variant.split("+"):
+        transform = classic_augment(classic, image_size=images.shape[-1], seed=seed)
     model, selection = fit_classifier(images, labels, splits["val"], num_classes=len(classes),
-                                      seed=seed, device=device, **fit_kwargs)
+                                      seed=seed, device=device, transform=transform,
+                                      **fit_kwargs)
     y_pred = predict(model, splits["test"].images, device=resolve_device(device))
     y_true = splits["test"].labels
     return {"variant": variant, "seed": seed, "n_train": int(len(labels)), **selection,

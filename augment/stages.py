@@ -181,6 +181,9 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
                         f"{list(real.classes)}; re-run the train stage")
     counts = balance_counts(real.labels, num_classes=len(classes), target=cfg.target,
                             multiple=cfg.multiple, classes=classes)
+    if cfg.minority_only:
+        minority = D.minority_classes(real.counts())
+        counts = {c: n if c in minority else 0 for c, n in counts.items()}
     keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device)
     images, labels = draw(model, counts, batch_size=cfg.batch_size, seed=seed,
                           device=cfg.device, amp=cfg.amp, keep=keep, max_draws=cfg.max_draws)
@@ -221,51 +224,32 @@ def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], devic
 # ------------------------------------------------------------------------------------ evaluate
 def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "data/synthetic",
              metrics: str = "metrics/evaluate.json", plots: str = "plots/evaluate",
-             runner: Runner | None = None) -> dict:
-    """Train the classifier per (variant, seed), select on val, report test metrics and plots.
+             report: str = "reports/evaluate.md", runner: Runner | None = None) -> dict:
+    """Train the classifier per (variant, seed), select on val, report test metrics with CIs.
 
     ``runner(fn, jobs)`` maps ``fn(**job)`` over the jobs; the Prefect flow passes one that
     runs them as tasks. Default: in order, in this process.
     """
+    from . import analysis
     from .evaluate import evaluate_variant
 
     cfg, seed = stage_config(params, "evaluate"), params.get("seed", 0)
     splits = D.load_prepared(data)
     needs_synthetic = any("synthetic" in v for v in cfg.variants)
     fake = D.load_synthetic(synthetic) if needs_synthetic else None
-    fit = cfg.fit_kwargs()
-    jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, **fit)
+    jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, **cfg.fit_kwargs())
             for i in range(cfg.seeds) for v in cfg.variants]
     runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)
-    summary = summarize(runs)
-    write_json(metrics, summary)
-    write_evaluation_plots(Path(plots), runs, splits["train"].classes)
-    for variant, m in summary.items():
-        _log("evaluate", f"{variant:>16}: acc {m['accuracy']:.4f}  bal-acc "
-                         f"{m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
-    return summary
-
-
-SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
-
-
-def summarize(runs: list[dict]) -> dict:
-    """Per variant: mean test scores (and std over seeds); ``gain``: variant minus ``real``.
-
-    Flat, short keys so that ``dvc metrics show`` prints a readable table.
-    """
-    import pandas as pd
-
-    table = pd.DataFrame(runs)
-    stats = table.groupby("variant", sort=False)[list(SCORES)].agg(["mean", "std"])
-    summary: dict = {}
-    for variant, row in stats.iterrows():
-        summary[variant] = {s: round(float(row[(s, "mean")]), 6) for s in SCORES}
-        if table["seed"].nunique() > 1:
-            summary[variant].update({f"{s}_std": round(float(row[(s, "std")]), 6) for s in SCORES})
-    for variant in [v for v in list(summary) if v != "real" and "real" in summary]:
-        summary[f"gain:{variant}"] = {s: round(summary[variant][s] - summary["real"][s], 6)
-                                      for s in SCORES}
+    train = splits["train"]
+    table = analysis.runs_table(runs, train.counts(), train.classes)
+    summary = analysis.summarize(table)
+    write_evaluation_plots(Path(plots), table, summary, train.classes)
+    _write_report(Path(report), Path(plots), summary, train, fake)
+    write_json(metrics, analysis.metrics_json(summary))
+    for variant, m in summary["variants"].items():
+        _log("evaluate", f"{variant:>24}: bal-acc {m['balanced_accuracy']['mean']:.4f}  "
+                         f"minority recall {m['minority_recall']['mean']:.4f}")
+    _log("evaluate", summary["verdict"])
     return summary
 
 
@@ -273,22 +257,49 @@ def _slug(variant: str) -> str:
     return variant.replace("+", "_")
 
 
-def write_evaluation_plots(directory: Path, runs: list[dict], classes: tuple[str, ...]) -> None:
-    """Confusion tables (first seed, DVC ``confusion`` template), per-class recall, run table."""
+def write_evaluation_plots(directory: Path, table, summary: dict,
+                           classes: tuple[str, ...]) -> None:
+    """Tidy run tables, confusion tables (first seed), per-class recall, CI bar chart."""
     import pandas as pd
 
-    from .plots import recall_chart, save_csv
+    from .analysis import summary_table
+    from .io import atomic_path
+    from .plots import ci_chart, recall_chart, save_csv
 
-    first_seed = min(r["seed"] for r in runs)
-    for r in runs:
-        if r["seed"] == first_seed:
-            save_csv(directory / f"confusion_{_slug(r['variant'])}.csv", pd.DataFrame(
-                {"actual": [classes[i] for i in r["y_true"]],
-                 "predicted": [classes[i] for i in r["y_pred"]]}))
-    recall = pd.DataFrame([{"class": c, "variant": r["variant"], "recall": v}
-                           for r in runs for c, v in r["per_class_recall"].items()])
-    recall = recall.groupby(["class", "variant"], sort=False, as_index=False)["recall"].mean()
+    with atomic_path(directory / "confusion") as tmp:  # one file per variant, none stale
+        tmp.mkdir()
+        for _, r in table[table["seed"] == table["seed"].min()].iterrows():
+            pd.DataFrame({"actual": [classes[i] for i in r["y_true"]],
+                          "predicted": [classes[i] for i in r["y_pred"]]}
+                         ).to_csv(tmp / f"{_slug(r['variant'])}.csv", index=False)
+    recall = pd.DataFrame([{"variant": r["variant"], "seed": r["seed"], "class": c, "recall": v}
+                           for _, r in table.iterrows() for c, v in r["per_class_recall"].items()])
     save_csv(directory / "per_class_recall.csv", recall)
-    recall_chart(directory / "per_class_recall.png", recall)
-    keep = ["variant", "seed", "n_train", "epoch", "val_balanced_accuracy", *SCORES]
-    save_csv(directory / "runs.csv", pd.DataFrame(runs)[keep])
+    recall_chart(directory / "per_class_recall.png",
+                 recall.groupby(["class", "variant"], sort=False, as_index=False)["recall"].mean())
+    keep = ["variant", "seed", "n_train", "epoch", "val_balanced_accuracy", "balanced_accuracy",
+            "minority_recall", "accuracy", "macro_f1"]
+    save_csv(directory / "runs.csv", table[keep])
+    overview = summary_table(summary)
+    save_csv(directory / "summary.csv", overview)
+    ci_chart(directory / "balanced_accuracy.png", overview)
+
+
+def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fake) -> None:
+    """``reports/evaluate.md`` and the per-class sample grid (real | synthetic) beside it."""
+    import os
+
+    from .analysis import markdown_report
+    from .io import atomic_path
+    from .plots import class_grid, save_png
+
+    grid = path.with_name("samples.png")
+    save_png(grid, class_grid((train.images, train.labels), fake, len(train.classes)))
+    rel = lambda p: os.path.relpath(p, path.parent)  # noqa: E731 - links relative to the report
+    figures = {"balanced accuracy and minority recall, 95 % CI": rel(plots / "balanced_accuracy.png"),
+               "per-class recall": rel(plots / "per_class_recall.png"),
+               "samples per class: real train (left), synthetic (right)": grid.name}
+    counts = dict(zip(train.classes, train.counts().tolist()))
+    minority = [train.classes[i] for i in D.minority_classes(train.counts())]
+    with atomic_path(path) as tmp:
+        tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures))

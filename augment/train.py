@@ -11,12 +11,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from .config import TrainConfig
-from .data import ImageSet
+from .data import ImageSet, balanced_index
 from .diffaug import make_diffaug
 from .losses import GANLoss, make_loss
 from .models import PRESETS, build_discriminator, build_generator
@@ -142,11 +143,14 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
         gan.load(resume)
         start = int(resume["epoch"])
     x, labels = to_unit(data.images, device), torch.as_tensor(data.labels, device=device)
-    n, bs = len(labels), min(cfg.batch_size, len(labels))
+    # An epoch visits `pool`: every image once, or (balance) every class as often as the largest.
+    pool = torch.as_tensor(balanced_index(data.labels, seed=seed) if cfg.balance
+                           else np.arange(len(labels)))
+    n, bs = len(pool), min(cfg.batch_size, len(pool))
     order = torch.Generator().manual_seed(seed + start)
     for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
         sums: dict[str, list] = {}  # name -> [sum, count]; tensors, so no sync per step
-        perm = torch.randperm(n, generator=order).to(device)
+        perm = pool[torch.randperm(n, generator=order)].to(device)
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs]
             fake, stats = d_step(gan, x[idx], labels[idx])

@@ -1,13 +1,22 @@
-"""Prefect flow for the evaluate stage: the (variant × seed) grid runs as mapped tasks."""
+"""Prefect flow for the evaluate stage: the (variant × seed) grid runs as mapped tasks.
+
+``evaluate.runner`` picks Prefect's task runner: ``threads`` (``evaluate.workers`` at once, in
+this process), ``dask`` (prefect-dask) or ``ray`` (prefect-ray), on the cluster at
+``evaluate.address`` or on a local one. A fit touches no global random state, so the numbers do
+not depend on the runner or the number of workers.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from augment import stages
-from augment.config import load_params
+from augment.config import EvaluateConfig, load_params, stage_config
+from augment.errors import ConfigError
 from augment.evaluate import evaluate_variant
 
 
@@ -21,9 +30,33 @@ def _prefect_runner(fn, jobs):
     return [future.result() for future in fit_classifier_task.map(list(jobs))]
 
 
-# One worker: the runs seed torch's global RNG, so threads would make results depend on timing.
-@flow(name="augment-evaluate", log_prints=True, validate_parameters=False,
-      task_runner=ThreadPoolTaskRunner(max_workers=1))
-def evaluate_flow(params_path: str = "params.yaml", **paths) -> dict:
-    """Run :func:`augment.stages.evaluate`, one Prefect task per (variant, seed)."""
-    return stages.evaluate(load_params(params_path), runner=_prefect_runner, **paths)
+# runner -> (module, class, package to install)
+_CLUSTER_RUNNERS = {"dask": ("prefect_dask", "DaskTaskRunner", "prefect-dask"),
+                    "ray": ("prefect_ray", "RayTaskRunner", "prefect-ray")}
+
+
+def task_runner(cfg: EvaluateConfig):
+    """The Prefect task runner ``cfg.runner`` names, built once before the flow starts."""
+    if cfg.runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=cfg.workers)
+    module, name, package = _CLUSTER_RUNNERS[cfg.runner]
+    try:
+        runner_cls = getattr(importlib.import_module(module), name)
+    except ImportError:
+        raise ConfigError(f"evaluate.runner: {cfg.runner!r} needs the {package} package; "
+                          f"pip install {package} (or pip install 'augment[{cfg.runner}]'), "
+                          "or use runner: threads") from None
+    return runner_cls(address=cfg.address) if cfg.address else runner_cls()
+
+
+@flow(name="augment-evaluate", log_prints=True, validate_parameters=False)
+def _evaluate(params: dict, paths: dict) -> dict:
+    return stages.evaluate(params, runner=_prefect_runner, **paths)
+
+
+def evaluate_flow(params_path: str = "params.yaml", return_state: bool = False, **paths):
+    """Run :func:`augment.stages.evaluate` as a flow, one Prefect task per (variant, seed)."""
+    params = load_params(params_path)
+    runner = task_runner(stage_config(params, "evaluate"))
+    return _evaluate.with_options(task_runner=runner)(params=params, paths=paths,
+                                                      return_state=return_state)

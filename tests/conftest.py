@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +29,7 @@ def tiny_params() -> dict:
     params["prepare"]["max_per_class"] = 40
     params["judge"].update(epochs=2, width=8)
     params["train"].update(epochs=2, batch_size=32, width=8, checkpoint_every=1, grid_per_class=2)
-    params["evaluate"].update(epochs=2, width=8)
+    params["evaluate"].update(epochs=2, width=8, seeds=2)
     return params
 
 
@@ -66,6 +69,28 @@ def checkpoint(prepared, judge, tmp_path_factory) -> Path:
                  samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
                  judge=str(judge), quality=str(d / "quality.json"))
     return d / "gan.pt"
+
+
+def run_checked(cmd: list[str], cwd: Path, env: dict, timeout: float = 900) -> str:
+    """Run ``cmd``; fail the test with its output if it exits non-zero. Returns the output."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def make_dvc_repo(repo: Path, params: dict | None = None) -> dict:
+    """A git repo at ``repo`` with this project's pipeline and tiny params; returns its env."""
+    for item in ["augment", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]:
+        src, dst = ROOT / item, repo / item
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params or tiny_params(), sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(repo), "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        run_checked(cmd, repo, env)
+    return env
 
 
 def fabricate_images(n_per_class: list[int], *, size: int = 8, channels: int = 1, seed: int = 0):

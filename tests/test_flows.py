@@ -6,6 +6,7 @@ import json
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from augment import stages
 from flows.evaluate import evaluate_flow
 from flows.stages import judge_flow, prepare_flow, synthesize_flow, train_flow
 
@@ -20,7 +21,8 @@ async def _task_run_names(flow_run_id) -> list[str]:
 def test_stage_flows_end_to_end(tmp_path, params):
     import yaml
 
-    params["evaluate"]["seeds"] = 2
+    # Two concurrent fits: the numbers must match the plain, sequential stage below.
+    params["evaluate"].update(seeds=2, variants=["real", "real+synthetic"], workers=2)
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
     p = str(params_path)
@@ -37,10 +39,16 @@ def test_stage_flows_end_to_end(tmp_path, params):
     assert "filter" not in summary
     assert summary["total"] == sum(summary["per_class"].values())
     state = evaluate_flow(params_path=p, data=d("prepared"), synthetic=d("syn"),
-                          metrics=d("eval.json"), plots=d("plots"), return_state=True)
+                          metrics=d("eval.json"), plots=d("plots"), report=d("rep/evaluate.md"),
+                          return_state=True)
     assert state.is_completed()
     names = asyncio.run(_task_run_names(state.state_details.flow_run_id))
     assert names == ["real+synthetic-seed0", "real+synthetic-seed1", "real-seed0", "real-seed1"]
     metrics = json.loads((tmp_path / "eval.json").read_text())
-    assert set(metrics) == {"real", "real+synthetic", "gain:real+synthetic"}
-    assert 0 <= metrics["real"]["balanced_accuracy"] <= 1 and "accuracy_std" in metrics["real"]
+    assert set(metrics) == {"seeds", "baseline", "real", "real+synthetic",
+                            "vs_real:real+synthetic", "vs_baseline:real+synthetic", "verdict"}
+    sequential = stages.evaluate(params, data=d("prepared"), synthetic=d("syn"),
+                                 metrics=d("eval_seq.json"), plots=d("plots_seq"),
+                                 report=d("seq/evaluate.md"))
+    assert json.loads((tmp_path / "eval_seq.json").read_text()) == metrics
+    assert sequential["verdict"] == metrics["verdict"]

@@ -5,40 +5,19 @@ experiment on a train param re-runs only train and what follows it."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_params
-
-COPY = ["augment", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
-
-
-def _run(cmd: list[str], cwd: Path, env: dict) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+from conftest import make_dvc_repo, run_checked as _run
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("repo")
-    for item in COPY:
-        src, dst = ROOT / item, repo / item
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    env = {**os.environ, "PYTHONPATH": str(repo), "DVC_NO_ANALYTICS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
-        _run(cmd, repo, env)
-    return repo, env
+    root = tmp_path_factory.mktemp("repo")
+    return root, make_dvc_repo(root)
 
 
 def _dvc(repo_env, *args) -> str:
@@ -53,23 +32,32 @@ def _lock_hashes(repo: Path) -> dict:
 
 
 def test_dvc_repro_end_to_end(repo):
-    root, _ = repo
-    out = _dvc(repo, "repro")
+    root, env = repo
+    # What `make repro` runs: dvc repro with one Prefect server shared by the stage processes.
+    out = _run([sys.executable, "-m", "flows", "repro"], root, env)
     for stage in ("prepare", "judge", "train", "synthesize", "evaluate"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
-    for variant in ("real", "real+synthetic"):
-        assert set(metrics[variant]) == {"accuracy", "balanced_accuracy", "macro_f1"}
+    for variant in ("real", "real+oversample", "real+classic", "real+synthetic",
+                    "real+synthetic+classic", "synthetic"):
+        assert {"balanced_accuracy", "balanced_accuracy_lo", "minority_recall_hi",
+                "macro_f1"} <= set(metrics[variant])
+    assert {"balanced_accuracy", "balanced_accuracy_p"} <= set(metrics["vs_real:real+synthetic"])
+    report = (root / "reports/evaluate.md").read_text()
+    assert metrics["verdict"] in report and "| `real+synthetic+classic` |" in report
     synth = json.loads((root / "metrics/synthesize.json").read_text())
     manifest = (root / "data/synthetic/manifest.csv").read_text().splitlines()
     assert len(manifest) == synth["total"] + 1 and manifest[0] == "path,label,class_name,source"
     for path in ("models/gan.pt", "plots/train/samples.png", "plots/evaluate/per_class_recall.png",
-                 "plots/evaluate/confusion_real.csv", "dvclive/train/metrics.json",
-                 "models/judge.pt"):
+                 "plots/evaluate/confusion/real_synthetic_classic.csv", "dvclive/train/metrics.json",
+                 "models/judge.pt", "plots/evaluate/balanced_accuracy.png", "reports/samples.png"):
         assert (root / path).is_file(), path
     assert "up to date" in _dvc(repo, "status")
     shown = _dvc(repo, "metrics", "show", "metrics/evaluate.json")
     assert "real+synthetic.balanced_accuracy" in shown
+    plots = json.loads(_dvc(repo, "plots", "show", "--json"))
+    assert {"plots/evaluate/confusion/real_synthetic.csv", "plots/evaluate/summary.csv",
+            "plots/evaluate/balanced_accuracy.png"} <= set(plots["data"]), sorted(plots["data"])
 
 
 def test_repro_again_is_a_no_op(repo):

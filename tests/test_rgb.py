@@ -30,6 +30,8 @@ def test_rgb_folder_through_every_stage(tmp_path, params):
     png = next((tmp_path / "syn" / "images").rglob("*.png"))
     assert np.asarray(Image.open(png)).shape == (16, 16, 3)
     stages.evaluate(params, data=d("prepared"), synthetic=d("syn"), metrics=d("eval.json"),
-                    plots=d("plots"))
+                    plots=d("plots"), report=d("reports/evaluate.md"))
+    grid = np.asarray(Image.open(tmp_path / "reports" / "samples.png"))
+    assert grid.ndim == 3 and grid.shape[2] == 3  # real | synthetic per class, in colour
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert {"real", "real+synthetic"} <= set(metrics)

@@ -1,0 +1,154 @@
+"""The retrain deployment against a real Prefect server on loopback.
+
+A server is started for this module (bounded start-up, stopped afterwards); ``python -m flows
+serve`` serves the deployment over a temporary DVC repo with tiny params; runs are triggered
+through the API with ``run_deployment``, as a scheduler or a teammate would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from conftest import ROOT, make_dvc_repo, run_checked
+from flows.retrain import CommandFailed, _transient
+from flows.server import shared_server
+
+DEPLOYMENT = "augment-retrain/test"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with shared_server(timeout=120) as url, temporary_settings({PREFECT_API_URL: url}):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def served(server, tmp_path_factory):
+    """A DVC workspace and a ``python -m flows serve`` process serving the deployment on it."""
+    repo = tmp_path_factory.mktemp("workspace")
+    env = make_dvc_repo(repo)
+    env.update(PREFECT_API_URL=server, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    log = (repo.parent / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "flows", "serve", "--name", "test",
+                             "--no-schedule", "--workspace", str(repo)], cwd=repo, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        asyncio.run(_wait_for_deployment(proc, timeout=120))
+        yield repo, env
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+async def _wait_for_deployment(proc, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "python -m flows serve exited early"
+            try:
+                await client.read_deployment_by_name(DEPLOYMENT)
+                return
+            except Exception:
+                await asyncio.sleep(0.5)
+    raise TimeoutError(f"{DEPLOYMENT} not registered within {timeout} s")
+
+
+async def _runs_and_states(ids):
+    async with get_client() as client:
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+        states = {r.id: [s.name for s in await client.read_flow_run_states(r.id)] for r in runs}
+        return {r.id: r for r in runs}, states
+
+
+async def _artifact_keys(flow_run_id) -> set[str]:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        return {a.key for a in found}
+
+
+def test_triggered_run_publishes_artifacts_and_leaves_dvc_clean(served):
+    repo, env = served
+    run = run_deployment(DEPLOYMENT, parameters={"commit_branch": "augment/retrain"},
+                         timeout=900, poll_interval=1)
+    assert run.state.is_completed(), run.state
+    assert _artifact_keys_sync(run.id) >= {"augment-evaluation", "augment-report"}
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    assert "up to date" in run_checked([dvc, "status"], repo, env)
+    # dvc.lock committed on the branch; the checkout stays on its own branch.
+    committed = run_checked(["git", "show", "augment/retrain:dvc.lock"], repo, env)
+    assert committed == (repo / "dvc.lock").read_text()
+    assert run_checked(["git", "branch", "--show-current"], repo, env).strip() != "augment/retrain"
+
+
+def _artifact_keys_sync(flow_run_id) -> set[str]:
+    return asyncio.run(_artifact_keys(flow_run_id))
+
+
+def test_overlapping_triggers_run_one_at_a_time(served):
+    # Two experiments on the same workspace, triggered together: the second must wait.
+    first = run_deployment(DEPLOYMENT, parameters={"set_params": ["train.epochs=1"]}, timeout=0)
+    second = run_deployment(DEPLOYMENT, parameters={"set_params": ["train.epochs=2"]}, timeout=0)
+    ids = [first.id, second.id]
+    deadline = time.monotonic() + 900
+    while True:
+        runs, states = asyncio.run(_runs_and_states(ids))
+        if all(r.state.is_final() for r in runs.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert all(r.state.is_completed() for r in runs.values()), {i: r.state for i, r in runs.items()}
+    a, b = sorted(runs.values(), key=lambda r: r.start_time)
+    assert a.end_time <= b.start_time, "the two retrain runs overlapped"
+    assert any("AwaitingConcurrencySlot" in s for s in states[b.id]), states[b.id]
+
+
+def test_user_errors_are_not_retried_but_transient_ones_are():
+    class State:
+        def __init__(self, err):
+            self.err = err
+
+        def result(self):
+            raise self.err
+
+    user = CommandFailed(["dvc", "repro"], 1, "failed to run: python -m flows train, exited with 2")
+    crash = CommandFailed(["dvc", "repro"], 1, "failed to run: python -m flows train, exited with -9")
+    assert not _transient(None, None, State(user))
+    assert _transient(None, None, State(crash))
+    assert _transient(None, None, State(ConnectionError("remote unreachable")))
+
+
+def test_prefect_yaml_deploys_schedule_limit_and_workspace(server, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": server, "AUGMENT_WORKSPACE": str(tmp_path)}
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    run_checked([prefect, "work-pool", "create", "augment", "--type", "process"], ROOT, env)
+    run_checked([prefect, "--no-prompt", "deploy", "--all"], ROOT, env)
+    deployment = asyncio.run(_read_deployment("augment-retrain/weekly"))
+    assert [s.schedule.cron for s in deployment.schedules] == ["0 6 * * 1"]
+    assert deployment.global_concurrency_limit.limit == 1
+    assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
+    assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory":
+                                      {"directory": str(tmp_path)}}]
+    assert deployment.parameters["set_params"] == [] and deployment.work_pool_name == "augment"
+
+
+async def _read_deployment(name: str):
+    async with get_client() as client:
+        return await client.read_deployment_by_name(name)

@@ -1,0 +1,133 @@
+"""The evaluate stage as an experiment: variants, paired statistics, runners, minority fill."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from augment import analysis, stages
+from augment.classic import classic_augment
+from augment.config import EvaluateConfig, from_dict
+from augment.data import minority_classes
+from augment.errors import ConfigError
+from augment.data import balanced_index
+from augment.evaluate import compose
+from conftest import fabricate_images
+
+
+def test_paired_difference_matches_scipy():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.8, 0.02, 7), rng.normal(0.78, 0.02, 7)
+    d = analysis.paired(a, b)
+    diff = a - b
+    half = stats.t.ppf(0.975, 6) * diff.std(ddof=1) / np.sqrt(7)
+    assert d["mean"] == pytest.approx(diff.mean())
+    assert (d["lo"], d["hi"]) == pytest.approx((diff.mean() - half, diff.mean() + half))
+    assert d["p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert analysis.mean_ci([0.5]) == {"mean": 0.5, "lo": None, "hi": None}
+    assert analysis.paired([0.5, 0.6], [0.5, 0.6])["p"] == 1.0
+
+
+def test_minority_classes_are_the_bottom_30_percent():
+    assert minority_classes(np.array([50, 3, 20, 3, 9, 40, 1, 60, 70, 80])) == [1, 3, 6]
+    assert minority_classes(np.array([5, 1])) == [1]  # ceil(0.3 * 2) = 1
+
+
+def _table(gain: float, seeds: int = 5) -> pd.DataFrame:
+    """Fabricated runs: real+synthetic = real + gain (+ noise); real+classic = real + 0.01."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.7, seeds)
+    rows = []
+    for variant, shift in (("real", 0.0), ("real+classic", 0.01), ("real+synthetic", gain)):
+        for s in range(seeds):
+            score = base[s] + shift + rng.normal(0, 0.002)
+            rows.append({"variant": variant, "seed": s, "balanced_accuracy": score,
+                         "minority_recall": score - 0.2, "accuracy": score, "macro_f1": score})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("gain, word", [(0.05, "improved"), (-0.05, "lowered"),
+                                        (0.0, "did not significantly change")])
+def test_summary_and_verdict(gain, word):
+    summary = analysis.summarize(_table(gain))
+    assert summary["baseline"] == "real+classic"
+    assert set(summary["vs_real"]) == {"real+classic", "real+synthetic"}
+    assert set(summary["vs_baseline"]) == {"real+synthetic"}  # only GAN variants vs baseline
+    assert summary["vs_real"]["real+synthetic"]["balanced_accuracy"]["mean"] == pytest.approx(
+        gain, abs=0.003)
+    assert summary["verdict"].startswith(f"Synthetic samples (real+synthetic) {word}")
+    assert "real+classic" in summary["verdict"] and "5 paired seeds" in summary["verdict"]
+    flat = analysis.metrics_json(summary)
+    assert {"balanced_accuracy", "balanced_accuracy_lo", "balanced_accuracy_hi",
+            "balanced_accuracy_p"} <= set(flat["vs_baseline:real+synthetic"])
+
+
+def test_oversample_balances_and_keeps_every_image():
+    labels = np.array([0] * 9 + [1] * 3 + [2] * 1)
+    index = balanced_index(labels, seed=0)
+    assert np.bincount(labels[index]).tolist() == [9, 9, 9]
+    assert np.array_equal(index[:13], np.arange(13))
+    assert np.array_equal(index, balanced_index(labels, seed=0))
+    real = fabricate_images([6, 2])
+    fake = (np.zeros((4, 1, 8, 8), np.uint8), np.array([1, 1, 1, 1]))
+    images, y = compose("real+synthetic+oversample", real, fake, seed=0)
+    assert np.bincount(y).tolist() == [6, 6] and len(images) == 12
+    assert np.bincount(compose("synthetic", real, fake)[1]).tolist() == [0, 4]
+
+
+def test_classic_augmentation_is_seeded_and_shape_preserving():
+    images = fabricate_images([4, 4], size=16, channels=3).images
+    a = classic_augment("crop,flip,color", image_size=16, seed=3)(images)
+    b = classic_augment("crop,flip,color", image_size=16, seed=3)(images)
+    c = classic_augment("crop,flip,color", image_size=16, seed=4)(images)
+    assert a.shape == images.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, images)
+    gray = fabricate_images([5], size=8).images
+    assert classic_augment("affine,elastic,noise", image_size=8, seed=0)(gray).shape == gray.shape
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"variants": ["real+gan"]}, r"'real\+gan' is not a variant"),
+    ({"variants": ["oversample"]}, "with real and/or synthetic"),
+    ({"variants": ["real+real"]}, "each once"),
+    ({"variants": ["real", "real"]}, "twice"),
+    ({"classic": "affine,warp"}, "evaluate.classic"),
+    ({"runner": "spark"}, "evaluate.runner"),
+])
+def test_bad_evaluate_config_is_named(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(EvaluateConfig, raw, section="evaluate")
+
+
+def test_missing_cluster_runner_package_says_what_to_install(monkeypatch):
+    import builtins
+
+    from flows.evaluate import task_runner
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name.startswith("prefect_ray"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ConfigError, match="pip install prefect-ray"):
+        task_runner(from_dict(EvaluateConfig, {"runner": "ray"}, section="evaluate"))
+
+
+def test_minority_only_fills_just_the_minority(tmp_path, params, checkpoint, judge):
+    params["prepare"]["imbalance_ratio"] = 10.0
+    stages.prepare(params, out=str(tmp_path / "prepared"), metrics=str(tmp_path / "p.json"))
+    params["synthesize"]["minority_only"] = True
+    summary = stages.synthesize(params, data=str(tmp_path / "prepared"), model=str(checkpoint),
+                                judge=str(judge), out=str(tmp_path / "syn"),
+                                metrics=str(tmp_path / "s.json"))
+    counts = json.loads((tmp_path / "p.json").read_text())["train_counts"]
+    minority = {list(counts)[i] for i in minority_classes(np.array(list(counts.values())))}
+    assert {c for c, n in summary["per_class"].items() if n > 0} == minority
+    assert all(counts[c] + summary["per_class"][c] == max(counts.values()) for c in minority)
