@@ -60,6 +60,7 @@ def summarize(table: pd.DataFrame) -> dict:
     by = {v: g.sort_values("seed") for v, g in table.groupby("variant", sort=False)}
     summary = {"variants": {v: {s: _rounded(mean_ci(g[s])) for s in SCORES}
                             for v, g in by.items()},
+               "n_train": {v: int(g["n_train"].mean()) for v, g in by.items()},
                "seeds": sorted(table["seed"].unique().tolist()),
                "baseline": best_baseline(table), "vs_real": {}, "vs_baseline": {}}
     for v, g in by.items():
@@ -101,7 +102,8 @@ def verdict(summary: dict) -> str:
     if v in summary["vs_baseline"] and base != "real":
         text += (f"; against the best non-GAN baseline ({base}) they "
                  f"{_effect(summary['vs_baseline'][v]['balanced_accuracy'])}")
-    return text + f" ({len(summary['seeds'])} paired seeds)."
+    n = len(summary["seeds"])
+    return text + f" ({n} paired seed{'s' if n > 1 else ''})."
 
 
 def metrics_json(summary: dict) -> dict:
@@ -153,11 +155,11 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              f"Best non-GAN baseline: `{summary['baseline']}`. Paired seeds: "
              f"{', '.join(map(str, summary['seeds']))}; each run picks its epoch on val and is "
              "scored once on test. Cells: mean [95 % CI]; Δ: paired difference, t-test p.", "",
-             "| variant | balanced accuracy | minority recall | Δ bal. acc. vs real "
-             "| Δ bal. acc. vs best non-GAN |", "|---|---|---|---|---|"]
+             "| variant | train images | balanced accuracy | minority recall | Δ bal. acc. vs real "
+             "| Δ bal. acc. vs best non-GAN |", "|---|---|---|---|---|---|"]
     for v, scores in summary["variants"].items():
         deltas = [summary[k].get(v, {}).get("balanced_accuracy") for k in ("vs_real", "vs_baseline")]
-        lines.append(f"| `{v}` | {_cell(scores['balanced_accuracy'])} | "
+        lines.append(f"| `{v}` | {summary['n_train'][v]} | {_cell(scores['balanced_accuracy'])} | "
                      f"{_cell(scores['minority_recall'])} | {_cell(deltas[0])} | {_cell(deltas[1])} |")
     lines.append("")
     lines += [f"![{title}]({path})" for title, path in figures.items()]

@@ -91,7 +91,7 @@ class TrainConfig:
     lr_d: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
     betas: Optional[tuple[float, float]] = None
     d_steps: int = field(default=1, metadata=_range(1))
-    balance: bool = False  # class-balanced epochs: minority images repeated up to the max count
+    balance: bool = False  # class-balanced epochs (tail images repeated); params.yaml: on
     ema_decay: Optional[float] = field(default=None, metadata=_range(0, 1, hi_open=True))
     diffaug: Optional[str] = None  # DiffAugment policy, e.g. "translation,cutout"; "" = off
     r1_gamma: float = field(default=0.0, metadata=_range(0))

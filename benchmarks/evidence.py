@@ -89,6 +89,24 @@ def _fmt(row: dict) -> str:
             f"{delta(row['vs_baseline']):>34}")
 
 
+def markdown(report: dict) -> str:
+    """The README table: one row per ratio × variant."""
+    def ci(lo, hi):
+        return "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
+
+    def delta(d):
+        return "—" if not d else f"{d['mean']:+.3f}{ci(d['lo'], d['hi'])}, p={d['p']:.2g}"
+
+    lines = ["| ratio | variant | balanced acc. [95 % CI] | minority recall | Δ vs real | "
+             "Δ vs best non-GAN |", "|---|---|---|---|---|---|"]
+    for run in report["runs"]:
+        for r in run["rows"]:
+            lines.append(f"| {r['ratio']:g} | `{r['variant']}` | {r['bal_acc']:.3f}"
+                         f"{ci(*r['bal_acc_ci'])} | {r['minority_recall']:.3f} | "
+                         f"{delta(r['vs_real'])} | {delta(r['vs_baseline'])} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=list(SOURCES), default="digits")
@@ -100,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default="/tmp/augment-evidence")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default=None)
+    parser.add_argument("--markdown", metavar="JSON", help="only print the table of a result")
     args = parser.parse_args(argv)
+    if args.markdown:
+        return print(markdown(json.loads(Path(args.markdown).read_text())))
 
     base = override(load_params(ROOT / "params.yaml"), args.set)
     base["prepare"].update(SOURCES[args.data])
@@ -126,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out) / f"{args.name or 'evidence_' + args.data}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))  # after every ratio: partial runs survive
+    print(markdown(report))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,7 +81,8 @@ def _serve_one(conn: socket.socket) -> None:
     for fd in fds:
         os.close(fd)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    conn.sendall(str(status if status >= 0 else 128 - status).encode())
+    with contextlib.suppress(OSError):  # the caller may have gone (interrupted DVC)
+        conn.sendall(str(status if status >= 0 else 128 - status).encode())
 
 
 def serve(path: str) -> None:
@@ -116,11 +118,13 @@ def stage_launcher(timeout: float = 120) -> Iterator[str]:
         yield path
     finally:
         os.environ.pop(ENV, None)
-        proc.terminate()
+        # The launcher and any stage it forked share its process group: stop them together.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         with contextlib.suppress(OSError):
             os.remove(path)

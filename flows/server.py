@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,10 +69,11 @@ def shared_server(*, port: int | None = None, timeout: float = 90) -> Iterator[s
         yield url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):  # the server and anything it started
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.unlink(missing_ok=True)

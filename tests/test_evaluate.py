@@ -45,7 +45,7 @@ def _table(gain: float, seeds: int = 5) -> pd.DataFrame:
     for variant, shift in (("real", 0.0), ("real+classic", 0.01), ("real+synthetic", gain)):
         for s in range(seeds):
             score = base[s] + shift + rng.normal(0, 0.002)
-            rows.append({"variant": variant, "seed": s, "balanced_accuracy": score,
+            rows.append({"variant": variant, "seed": s, "n_train": 100, "balanced_accuracy": score,
                          "minority_recall": score - 0.2, "accuracy": score, "macro_f1": score})
     return pd.DataFrame(rows)
 

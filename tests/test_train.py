@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 
@@ -71,3 +72,25 @@ def test_train_gan_library_call_with_wgan_gp(prepared):
     assert seen[0][0] == 1 and set(seen[0][1]) == {"d_loss", "g_loss", "d_real", "d_fake"}
     assert all(torch.isfinite(torch.tensor(v)) for v in seen[0][1].values())
     assert gan.config.loss == "wgan-gp" and len(gan.loss.penalties) == 2
+
+
+def test_balanced_epochs_visit_every_class_as_often_as_the_largest(monkeypatch):
+    import augment.train as T
+    from conftest import fabricate_images
+
+    seen = []
+
+    def counting_d_step(gan, real, y):
+        seen.append(y.clone())
+        return original(gan, real, y)
+
+    original = T.d_step
+    monkeypatch.setattr(T, "d_step", counting_d_step)
+    data = fabricate_images([40, 4])
+    cfg = TrainConfig(preset="classic", epochs=1, batch_size=8, width=8)
+    train_gan(data, cfg, seed=0, device="cpu")
+    assert len(seen) == 44 // 8  # plain epoch: every image once
+    seen.clear()
+    train_gan(data, dataclasses.replace(cfg, balance=True), seed=0, device="cpu")
+    labels = torch.cat(seen)
+    assert len(seen) == 80 // 8 and torch.bincount(labels).tolist() == [40, 40]
