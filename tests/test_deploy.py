@@ -40,6 +40,8 @@ def served(server, tmp_path_factory):
     repo = tmp_path_factory.mktemp("workspace")
     env = make_dvc_repo(repo)
     env.update(PREFECT_API_URL=server, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    run_checked([dvc, "remote", "add", "-d", "store", str(repo.parent / "store")], repo, env)
     log = (repo.parent / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "flows", "serve", "--name", "test",
                              "--no-schedule", "--workspace", str(repo)], cwd=repo, env=env,
@@ -87,9 +89,11 @@ async def _artifact_keys(flow_run_id) -> set[str]:
 
 def test_triggered_run_publishes_artifacts_and_leaves_dvc_clean(served):
     repo, env = served
-    run = run_deployment(DEPLOYMENT, parameters={"commit_branch": "augment/retrain"},
+    run = run_deployment(DEPLOYMENT, parameters={"commit_branch": "augment/retrain", "push": True},
                          timeout=900, poll_interval=1)
     assert run.state.is_completed(), run.state
+    pushed = [f for f in (repo.parent / "store").rglob("*") if f.is_file()]
+    assert len(pushed) > 10, "dvc push sent nothing to the remote"
     assert _artifact_keys_sync(run.id) >= {"augment-evaluation", "augment-report"}
     dvc = str(Path(sys.executable).with_name("dvc"))
     assert "up to date" in run_checked([dvc, "status"], repo, env)

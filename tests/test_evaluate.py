@@ -131,3 +131,20 @@ def test_minority_only_fills_just_the_minority(tmp_path, params, checkpoint, jud
     minority = {list(counts)[i] for i in minority_classes(np.array(list(counts.values())))}
     assert {c for c, n in summary["per_class"].items() if n > 0} == minority
     assert all(counts[c] + summary["per_class"][c] == max(counts.values()) for c in minority)
+
+
+def test_dask_task_runner_gives_the_same_numbers(tmp_path, params, prepared):
+    """evaluate.runner: dask on a real local Dask cluster (prefect-dask, a dev dependency)."""
+    import yaml
+
+    from flows.evaluate import evaluate_flow
+
+    params["evaluate"].update(variants=["real", "real+oversample"], seeds=2, runner="dask")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    paths = lambda tag: dict(data=str(prepared), synthetic=str(tmp_path / "none"),  # noqa: E731
+                             metrics=str(tmp_path / f"{tag}.json"), plots=str(tmp_path / tag),
+                             report=str(tmp_path / tag / "evaluate.md"))
+    evaluate_flow(params_path=str(tmp_path / "params.yaml"), **paths("dask"))
+    stages.evaluate(params, **paths("local"))
+    assert (json.loads((tmp_path / "dask.json").read_text())
+            == json.loads((tmp_path / "local.json").read_text()))
