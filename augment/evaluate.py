@@ -114,7 +114,9 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, len(labels) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
-    x, y = to_unit(images, device), torch.as_tensor(labels, device=device)
+    # With a transform the images are redrawn (and converted) every epoch instead.
+    x = to_unit(images, device) if transform is None else None
+    y = torch.as_tensor(labels, device=device)
     order = torch.Generator().manual_seed(seed)
     best = {"val_balanced_accuracy": -1.0, "epoch": 0}
     for epoch in progress(range(1, epochs + 1), desc="classifier", unit="epoch"):

@@ -18,7 +18,6 @@ import atexit
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
+
+from flows.server import stop_group
 
 ENV = "AUGMENT_LAUNCHER"
 
@@ -118,14 +119,7 @@ def stage_launcher(timeout: float = 120) -> Iterator[str]:
         yield path
     finally:
         os.environ.pop(ENV, None)
-        # The launcher and any stage it forked share its process group: stop them together.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=10)  # the launcher and any stage it forked
         with contextlib.suppress(OSError):
             os.remove(path)
             os.rmdir(folder)

@@ -29,6 +29,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_group(proc: subprocess.Popen, *, timeout: float) -> None:
+    """SIGTERM the process group led by ``proc`` (started with a new session); SIGKILL it if
+    ``proc`` has not exited after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
     """Poll ``<url>/health`` until it answers; fail with the server's log if it never does."""
     deadline = time.monotonic() + timeout
@@ -69,11 +82,5 @@ def shared_server(*, port: int | None = None, timeout: float = 90) -> Iterator[s
         yield url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        with contextlib.suppress(ProcessLookupError):  # the server and anything it started
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=15)  # the server and anything it started
         log.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from conftest import ROOT, make_dvc_repo, run_checked
 from flows.retrain import CommandFailed, _transient
-from flows.server import shared_server
+from flows.server import shared_server, stop_group
 
 DEPLOYMENT = "augment-retrain/test"
 
@@ -50,11 +49,7 @@ def served(server, tmp_path_factory):
         asyncio.run(_wait_for_deployment(proc, timeout=120))
         yield repo, env
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, timeout=20)
         log.close()
 
 
