@@ -20,7 +20,7 @@ import yaml
 from .errors import ConfigError
 
 SECTIONS = ("prepare", "judge", "train", "synthesize", "evaluate")
-PRESETS = ("dcgan", "classic")
+PRESETS = ("dcgan", "sngan", "classic")
 LOSSES = ("hinge", "bce", "wgan-gp")
 # A variant is "+"-joined parts: data sources (real, synthetic) and training-set treatments
 # (oversample: balance classes by resampling; classic: albumentations augmentation per epoch).
@@ -81,7 +81,7 @@ class JudgeConfig(ClassifierConfig):
 class TrainConfig:
     """Conditional-GAN training. ``None`` means: take the preset's default."""
 
-    preset: Literal["dcgan", "classic"] = "dcgan"
+    preset: Literal["dcgan", "sngan", "classic"] = "dcgan"
     loss: Optional[Literal["hinge", "bce", "wgan-gp"]] = None
     epochs: int = field(default=100, metadata=_range(1))
     batch_size: int = field(default=64, metadata=_range(1))
@@ -95,11 +95,18 @@ class TrainConfig:
     ema_decay: Optional[float] = field(default=None, metadata=_range(0, 1, hi_open=True))
     diffaug: Optional[str] = None  # DiffAugment policy, e.g. "translation,cutout"; "" = off
     r1_gamma: float = field(default=0.0, metadata=_range(0))
+    # dual-projection class term (P2GAN); conv presets only; None = preset default
+    cls_weight: Optional[float] = field(default=None, metadata=_range(0))
     gp_weight: float = field(default=10.0, metadata=_range(0))
     amp: bool = True  # mixed precision, used on CUDA only
     device: Device = "auto"
     checkpoint_every: int = field(default=10, metadata=_range(1))  # epochs; also FID etc.
     grid_per_class: int = field(default=8, metadata=_range(1, 64))
+
+    def __post_init__(self):
+        if self.preset == "classic" and self.cls_weight:
+            raise ConfigError("train.cls_weight: the class term needs a projection "
+                              "discriminator; use preset dcgan or sngan, or set cls_weight: 0")
 
 
 @dataclass(frozen=True)

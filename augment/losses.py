@@ -64,21 +64,40 @@ def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor) -> Tensor:
     return 0.5 * grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+# Critics: (D, x, y) -> (adversarial logits B, classification loss) ------------------------------
+def plain_critic(d: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """D's logits; no classification term."""
+    return d(x, y), x.new_zeros(())
+
+
+def dual_projection_critic(d: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Projection logits plus cross-entropy of D's class scores (P2GAN, Han et al. 2021).
+
+    The projection embedding is also a classifier over D's features; training it on real
+    labels and asking G to satisfy it makes the label matter from the first epochs.
+    """
+    psi, classes = d.scores(x)  # B, B×K
+    return psi + classes.gather(1, y[:, None]).squeeze(1), F.cross_entropy(classes.float(), y)
+
+
 @dataclass(frozen=True)
 class GANLoss:
-    """One GAN objective + DiffAugment + weighted penalties, fixed at setup."""
+    """One GAN objective + DiffAugment + weighted penalties + class term, fixed at setup."""
 
     d_term: Callable[[Tensor, Tensor], Tensor]
     g_term: Callable[[Tensor], Tensor]
     augment: Callable[[Tensor], Tensor]
     penalties: tuple[tuple[float, Callable], ...] = field(default=())
+    critic: Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]] = plain_critic
+    cls_weight: float = 0.0
 
     def discriminator(self, d: nn.Module, real: Tensor, fake: Tensor, y: Tensor
                       ) -> tuple[Tensor, dict[str, Tensor]]:
         """D's loss on a real batch and a detached fake batch (same labels ``y``)."""
         real_aug, fake_aug = self.augment(real), self.augment(fake.detach())
-        real_logits, fake_logits = d(real_aug, y), d(fake_aug, y)
-        adversarial = self.d_term(real_logits, fake_logits)
+        (real_logits, real_cls), (fake_logits, _) = (self.critic(d, real_aug, y),
+                                                     self.critic(d, fake_aug, y))
+        adversarial = self.d_term(real_logits, fake_logits) + self.cls_weight * real_cls
         # Penalties run in float32: their second-order gradients are fragile under fp16.
         with torch.autocast(real.device.type, enabled=False):
             extra = sum(w * p(d, real_aug.float(), fake_aug.float(), y) for w, p in self.penalties)
@@ -88,16 +107,21 @@ class GANLoss:
 
     def generator(self, d: nn.Module, fake: Tensor, y: Tensor) -> Tensor:
         """G's loss on a fresh fake batch."""
-        return self.g_term(d(self.augment(fake), y))
+        logits, cls = self.critic(d, self.augment(fake), y)
+        return self.g_term(logits) + self.cls_weight * cls
 
 
 def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: float = 10.0,
-              r1_gamma: float = 0.0) -> GANLoss:
-    """Assemble the objective ``name`` (hinge | bce | wgan-gp) with its penalties."""
+              r1_gamma: float = 0.0, cls_weight: float = 0.0) -> GANLoss:
+    """Assemble the objective ``name`` (hinge | bce | wgan-gp) with its penalties.
+
+    ``cls_weight`` > 0 adds the dual-projection class term (needs a projection discriminator).
+    """
     d_term, g_term = OBJECTIVES[name]
     penalties = []
     if name == "wgan-gp":
         penalties.append((gp_weight, gradient_penalty))
     if r1_gamma > 0:
         penalties.append((r1_gamma, r1_penalty))
-    return GANLoss(d_term, g_term, augment, tuple(penalties))
+    critic = dual_projection_critic if cls_weight > 0 else plain_critic
+    return GANLoss(d_term, g_term, augment, tuple(penalties), critic, cls_weight)

