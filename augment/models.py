@@ -8,7 +8,7 @@ Presets:
 - ``dcgan`` (default): DCGAN-style (Radford et al. 2016) all-strided nets: G of 4×4 transposed
   convolutions with class-conditional batch norm (SNGAN/BigGAN conditioning), D of 4×4 stride-2
   convolutions with spectral norm and a projection head (Miyato & Koyama 2018); hinge loss,
-  TTUR, EMA, DiffAugment. Chosen for CPU budgets: 2-3x the steps/s of ``sngan`` at 28×28.
+  TTUR, EMA, DiffAugment. Chosen for CPU budgets: 3.4x the images/s of ``sngan`` at 28×28.
 - ``sngan``: the same conditioning and losses with SNGAN's heavier blocks (nearest upsample +
   3×3 conv in G; a 3×3 conv at every resolution before each stride-2 conv in D).
 - ``classic``: the textbook cGAN (Mirza & Osindero 2014): MLPs, one-hot label concatenated, BCE,
@@ -218,7 +218,7 @@ _CONV_DEFAULTS = dict(loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), ema_
                       diffaug="translation,cutout", cls_weight=0.2)
 
 PRESETS: dict[str, Preset] = {
-    # On 2 CPU cores a width-32 step at 28×28 costs ~2.5x a width-16 one, and in a 4-minute
+    # On 2 CPU cores a width-32 step at 28×28 costs ~2x a width-16 one, and in a 4-minute
     # MNIST budget width 16 ends with twice the CAS (README benchmarks): halve it above 16 px.
     "dcgan": Preset(DeconvGenerator, StridedProjectionDiscriminator, defaults=_CONV_DEFAULTS,
                     width={"cpu": 32, "cuda": 64}, cpu_width_above_16px=16),
