@@ -84,7 +84,7 @@ class TrainConfig:
     preset: Literal["dcgan", "sngan", "classic"] = "dcgan"
     loss: Optional[Literal["hinge", "bce", "wgan-gp"]] = None
     epochs: int = field(default=100, metadata=_range(1))
-    batch_size: int = field(default=64, metadata=_range(1))
+    batch_size: Optional[int] = field(default=None, metadata=_range(1))  # None: conv CPU 32, else 64
     z_dim: int = field(default=64, metadata=_range(1))
     width: Optional[int] = field(default=None, metadata=_range(4))
     lr_g: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
@@ -97,6 +97,8 @@ class TrainConfig:
     r1_gamma: float = field(default=0.0, metadata=_range(0))
     # dual-projection class term (P2GAN); conv presets only; None = preset default
     cls_weight: Optional[float] = field(default=None, metadata=_range(0))
+    # mode-seeking term (MSGAN); None = preset default (conv presets 0.2, classic 0)
+    ms_weight: Optional[float] = field(default=None, metadata=_range(0))
     gp_weight: float = field(default=10.0, metadata=_range(0))
     amp: bool = True  # mixed precision, used on CUDA only
     device: Device = "auto"

@@ -64,6 +64,22 @@ def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor) -> Tensor:
     return 0.5 * grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+# Generator regularisers: (fake B×C×H×W, z B×Z, y B) -> scalar ---------------------------------
+def mode_seeking(fake: Tensor, z: Tensor, y: Tensor, eps: float = 1e-5) -> Tensor:
+    """MSGAN (Mao et al. 2019): 1 / mean over same-label pairs of (mean |ΔG(z)|) / (mean |Δz|).
+
+    Penalises G for sending distinct latents of one class to near-identical images: the
+    intra-class collapse that a class term invites. The pairs are the batch's same-label pairs,
+    so the term costs no extra forward pass; a batch without such a pair contributes 0.
+    """
+    flat = fake.flatten(1).float()
+    image_gap = torch.cdist(flat, flat, p=1) / flat.size(1)  # B×B
+    latent_gap = torch.cdist(z.float(), z.float(), p=1) / z.size(1)  # B×B
+    pairs = (y[:, None] == y[None, :]).triu(diagonal=1)
+    ratio = (image_gap / latent_gap.clamp(min=eps))[pairs]
+    return torch.where(pairs.any(), 1.0 / (ratio.sum() / pairs.sum().clamp(min=1) + eps), 0.0)
+
+
 # Critics: (D, x, y) -> (adversarial logits B, classification loss) ------------------------------
 def plain_critic(d: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """D's logits; no classification term."""
@@ -90,6 +106,7 @@ class GANLoss:
     penalties: tuple[tuple[float, Callable], ...] = field(default=())
     critic: Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]] = plain_critic
     cls_weight: float = 0.0
+    g_regularizers: tuple[tuple[float, Callable], ...] = field(default=())  # (w, f(fake, z, y))
 
     def discriminator(self, d: nn.Module, real: Tensor, fake: Tensor, y: Tensor
                       ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -105,17 +122,20 @@ class GANLoss:
                  "d_fake": fake_logits.detach().float().mean()}
         return adversarial + extra, stats
 
-    def generator(self, d: nn.Module, fake: Tensor, y: Tensor) -> Tensor:
-        """G's loss on a fresh fake batch."""
+    def generator(self, d: nn.Module, fake: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        """G's loss on a fresh fake batch ``fake = G(z, y)``."""
         logits, cls = self.critic(d, self.augment(fake), y)
-        return self.g_term(logits) + self.cls_weight * cls
+        extra = sum(w * r(fake, z, y) for w, r in self.g_regularizers)
+        return self.g_term(logits) + self.cls_weight * cls + extra
 
 
 def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: float = 10.0,
-              r1_gamma: float = 0.0, cls_weight: float = 0.0) -> GANLoss:
+              r1_gamma: float = 0.0, cls_weight: float = 0.0, ms_weight: float = 0.0
+              ) -> GANLoss:
     """Assemble the objective ``name`` (hinge | bce | wgan-gp) with its penalties.
 
-    ``cls_weight`` > 0 adds the dual-projection class term (needs a projection discriminator).
+    ``cls_weight`` > 0 adds the dual-projection class term (needs a projection discriminator);
+    ``ms_weight`` > 0 adds the mode-seeking term to G's loss.
     """
     d_term, g_term = OBJECTIVES[name]
     penalties = []
@@ -124,4 +144,5 @@ def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: floa
     if r1_gamma > 0:
         penalties.append((r1_gamma, r1_penalty))
     critic = dual_projection_critic if cls_weight > 0 else plain_critic
-    return GANLoss(d_term, g_term, augment, tuple(penalties), critic, cls_weight)
+    regularizers = ((ms_weight, mode_seeking),) if ms_weight > 0 else ()
+    return GANLoss(d_term, g_term, augment, tuple(penalties), critic, cls_weight, regularizers)

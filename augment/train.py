@@ -26,11 +26,14 @@ from .runtime import progress, resolve_device, seed_everything, to_unit
 
 def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 0
                    ) -> TrainConfig:
-    """Fill the settings left as None with the preset's defaults (width by device and size)."""
+    """Fill the settings left as None with the preset's defaults (width and batch size by
+    device, width also by image size)."""
     preset = PRESETS[cfg.preset]
     fill = {k: v for k, v in preset.defaults.items() if getattr(cfg, k) is None}
     if cfg.width is None:
         fill["width"] = preset.default_width(device.type, image_size)
+    if cfg.batch_size is None:
+        fill["batch_size"] = preset.batch[device.type]
     return dataclasses.replace(cfg, **fill)
 
 
@@ -91,7 +94,7 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
     ema = AveragedModel(g, multi_avg_fn=ema_rampup(cfg.ema_decay), use_buffers=True)
     amp = cfg.amp and device.type == "cuda"
     loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
-                     r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight)
+                     r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight)
     return GAN(g, ema, d,
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
@@ -106,23 +109,25 @@ def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def d_step(gan: GAN, real: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def d_step(gan: GAN, real: torch.Tensor, y: torch.Tensor
+           ) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
     """One discriminator update on real ``B×C×H×W`` and fresh fakes of labels ``y``.
 
-    Returns the fakes (reused by :func:`g_step`) and detached loss statistics.
+    Returns ``(fakes, latents)`` (reused by :func:`g_step`) and detached loss statistics.
     """
     with gan.autocast():
         z = torch.randn(len(y), gan.config.z_dim, device=y.device)
         fake = gan.generator(z, y)
         d_loss, stats = gan.loss.discriminator(gan.discriminator, real, fake, y)
     _step(gan.opt_d, d_loss)
-    return fake, {**stats, "d_loss": d_loss.detach()}
+    return (fake, z), {**stats, "d_loss": d_loss.detach()}
 
 
-def g_step(gan: GAN, fake: torch.Tensor, y: torch.Tensor) -> dict:
-    """One generator update through D's view of ``fake``, then the EMA update."""
+def g_step(gan: GAN, fakes: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) -> dict:
+    """One generator update through D's view of ``fakes = (G(z, y), z)``, then the EMA update."""
+    fake, z = fakes
     with gan.autocast():
-        g_loss = gan.loss.generator(gan.discriminator, fake, y)
+        g_loss = gan.loss.generator(gan.discriminator, fake, y, z)
     _step(gan.opt_g, g_loss)
     gan.ema.update_parameters(gan.generator)
     return {"g_loss": g_loss.detach()}
@@ -157,9 +162,9 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
         perm = pool[torch.randperm(n, generator=order)].to(device)
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs]
-            fake, stats = d_step(gan, x[idx], labels[idx])
+            fakes, stats = d_step(gan, x[idx], labels[idx])
             if (step + 1) % cfg.d_steps == 0:  # n_critic schedule: G every d_steps D steps
-                stats |= g_step(gan, fake, labels[idx])
+                stats |= g_step(gan, fakes, labels[idx])
             for k, v in stats.items():
                 acc = sums.setdefault(k, [0.0, 0])
                 acc[0], acc[1] = acc[0] + v.float(), acc[1] + 1

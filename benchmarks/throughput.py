@@ -67,8 +67,8 @@ def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.de
         if i == steps // 4:
             sync(device)
             t0 = time.perf_counter()
-        fake, _ = d_step(gan, x, y)
-        g_step(gan, fake, y)
+        fakes, _ = d_step(gan, x, y)
+        g_step(gan, fakes, y)
     sync(device)
     return batch * steps / (time.perf_counter() - t0)
 

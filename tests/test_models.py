@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from augment.diffaug import make_diffaug
 from augment.config import TrainConfig
 from augment.errors import ConfigError
-from augment.losses import OBJECTIVES, gradient_penalty, make_loss, r1_penalty
+from augment.losses import OBJECTIVES, gradient_penalty, make_loss, mode_seeking, r1_penalty
 from augment.models import build_discriminator, build_generator, resolution_plan
 
 
@@ -77,7 +77,7 @@ def test_gan_loss_backpropagates(name):
     d_loss, stats = loss.discriminator(d, real, fake, y)
     d_loss.backward()
     assert all(p.grad is not None for p in d.parameters() if p.requires_grad)
-    g_loss = loss.generator(d, fake, y)
+    g_loss = loss.generator(d, fake, y, torch.randn(4, 8))
     g_loss.backward()
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and set(stats) == {"d_real", "d_fake"}
 
@@ -124,8 +124,43 @@ def test_dual_projection_term_trains_a_classifier():
         opt.step()
     with torch.no_grad():
         assert F.cross_entropy(d.scores(real)[1], y) < 0.05
-    g_loss = loss.generator(d, real.clone().requires_grad_(True), y)
+    g_loss = loss.generator(d, real.clone().requires_grad_(True), y, torch.randn(64, 8))
     assert g_loss.requires_grad and torch.isfinite(g_loss)
+
+
+def test_mode_seeking_term_rewards_spread_within_a_class_only():
+    torch.manual_seed(0)
+    z, y = torch.randn(6, 8), torch.tensor([0, 0, 1, 1, 2, 3])
+    fake = torch.randn(6, 1, 4, 4)
+    base = mode_seeking(fake, z, y)
+    # The term is 1 / (image gap / latent gap): twice the spread halves it.
+    assert mode_seeking(2 * fake, z, y).item() == pytest.approx(base.item() / 2, rel=1e-4)
+    # Only same-label pairs count: moving the singleton classes' images changes nothing.
+    moved = fake.clone()
+    moved[4:] += 10
+    assert mode_seeking(moved, z, y).item() == pytest.approx(base.item(), rel=1e-5)
+    assert mode_seeking(fake, z, torch.arange(6)).item() == 0  # no same-label pair
+    # Collapsed classes (one image per class) are penalised hard.
+    assert mode_seeking(fake[[0, 0, 2, 2, 4, 5]], z, y) > 1e3 * base
+    # Minimising it pushes same-class samples apart.
+    fake.requires_grad_(True)
+    mode_seeking(fake, z, y).backward()
+    spread = (fake[0] - fake[1]).abs().sum()
+    stepped = (fake - 0.5 * fake.grad).detach()
+    assert (stepped[0] - stepped[1]).abs().sum() > spread
+
+
+def test_mode_seeking_is_a_generator_term_chosen_at_setup():
+    assert make_loss("hinge", augment=make_diffaug("")).g_regularizers == ()
+    loss = make_loss("hinge", augment=make_diffaug(""), ms_weight=0.5)
+    assert loss.g_regularizers == ((0.5, mode_seeking),)
+    hp = dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=2, z_dim=8, width=8)
+    g, d = build_generator(hp), build_discriminator(hp).eval()  # eval: no power iteration
+    z, y = torch.randn(4, 8), torch.tensor([0, 1, 1, 0])
+    fake = g(z, y)
+    plain = make_loss("hinge", augment=make_diffaug("")).generator(d, fake, y, z)
+    torch.testing.assert_close(loss.generator(d, fake, y, z),
+                               plain + 0.5 * mode_seeking(fake, z, y))
 
 
 def test_class_term_needs_projection_discriminator():
