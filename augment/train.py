@@ -113,7 +113,7 @@ def d_step(gan: GAN, real: torch.Tensor, y: torch.Tensor
            ) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
     """One discriminator update on real ``B×C×H×W`` and fresh fakes of labels ``y``.
 
-    Returns ``(fakes, latents)`` (reused by :func:`g_step`) and detached loss statistics.
+    Returns ``(fake, z)`` (reused by :func:`g_step`) and detached loss statistics.
     """
     with gan.autocast():
         z = torch.randn(len(y), gan.config.z_dim, device=y.device)

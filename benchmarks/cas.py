@@ -66,7 +66,8 @@ def accuracy(images, labels, splits, *, seed: int, epochs: int) -> float:
 def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int
                ) -> tuple[float, torch.nn.Module]:
     """TRTR accuracy and the judge (domain-FID features) of one seed, fit once and cached:
-    both depend only on the data split and seed, and cost ~6 min per MNIST seed on one core."""
+    both depend only on the data split and seed, and cost 3-6 min per MNIST seed on one core.
+    Delete ``benchmarks/.cache`` after changing the classifier or the splits."""
     train, path = splits["train"], CACHE / f"{data}_seed{seed}_clf{epochs}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=True)
