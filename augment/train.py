@@ -103,6 +103,20 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
                lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp))
 
 
+def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:
+    """Learning-rate multiplier for (1-based) ``epoch``: 1, then a linear fall over the last
+    ``decay`` fraction of ``epochs`` (never reaching 0). Stateless, so resuming needs no
+    scheduler state."""
+    remaining = (epochs - epoch + 1) / epochs  # 1 at the first epoch, 1/epochs at the last
+    return min(1.0, remaining / decay) if decay > 0 else 1.0
+
+
+def set_lr(gan: GAN, factor: float) -> None:
+    for opt, base in ((gan.opt_g, gan.config.lr_g), (gan.opt_d, gan.config.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = base * factor
+
+
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -160,6 +174,7 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
         sums: dict[str, list] = {}  # name -> [sum, count]; tensors, so no sync per step
         perm = pool[torch.randperm(n, generator=order)].to(device)
+        set_lr(gan, lr_factor(epoch, epochs=cfg.epochs, decay=cfg.lr_decay))
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs]
             fakes, stats = d_step(gan, x[idx], labels[idx])

@@ -11,6 +11,10 @@ first time at which the default preset reaches the ``classic`` preset's final CA
 
     python benchmarks/cas.py --data digits --budget 90 --seeds 0 1 2
     python benchmarks/cas.py --data mnist --root ../shared/data --budget 180 --fractions 0.2 1
+    # a fixed epoch count (the budget only caps it): what train.lr_decay schedules over, and
+    # deterministic on CPU whatever else runs on the machine
+    python benchmarks/cas.py --data mnist --presets dcgan --epochs 30 --budget 600 \
+        --set lr_decay=0.5 --fractions 1
     # one seed per process (OMP_NUM_THREADS=1 each), then one table:
     python benchmarks/cas.py --combine cas_mnist_s0 cas_mnist_s1 cas_mnist_s2 --name cas_mnist
 """
@@ -90,7 +94,8 @@ def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget
 
     def on_epoch(epoch: int, metrics: dict, gan) -> None:
         elapsed = time.perf_counter() - t0
-        while marks and elapsed >= marks[0] * budget:
+        last = epoch == cfg.epochs  # a fixed epoch count that ends early fills the later marks
+        while marks and (elapsed >= marks[0] * budget or last):
             snaps.append({"fraction": marks.pop(0), "seconds": elapsed, "epoch": epoch,
                           "hparams": gan.hparams,
                           "state": copy.deepcopy(gan.ema.module.state_dict())})
@@ -137,7 +142,7 @@ def run(args) -> pd.DataFrame:
             name, _, width = preset.partition(":")  # "dcgan:16" = dcgan at width 16
             lr = args.lr if name != "classic" else None  # classic stays the textbook recipe
             extra = dict(args.set) if name != "classic" else {}
-            cfg = TrainConfig(preset=name, epochs=100_000, batch_size=args.batch_size,
+            cfg = TrainConfig(preset=name, epochs=args.epochs, batch_size=args.batch_size,
                               lr_g=lr, lr_d=lr, width=int(width) if width else None, **extra)
             for snap in train_with_snapshots(train, cfg, seed=seed, budget=args.budget,
                                              fractions=args.fractions):
@@ -195,6 +200,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["classic", "dcgan"],
                         help="preset[:width], e.g. classic dcgan dcgan:16")
     parser.add_argument("--budget", type=float, default=90.0, help="GAN training seconds")
+    parser.add_argument("--epochs", type=int, default=100_000,
+                        help="GAN epochs (default: unbounded, the budget ends training); a "
+                             "fixed count is what train.lr_decay schedules over")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.5, 1.0])
     parser.add_argument("--batch-size", type=int, default=None,
                         help="GAN batch size of every preset (default: each preset's own)")

@@ -26,6 +26,7 @@ def test_configs_are_frozen():
     ("train", {"epochs": True}, "train.epochs"),
     ("train", {"preset": "biggan"}, "allowed values are 'dcgan', 'sngan', 'classic'"),
     ("train", {"betas": [0.5]}, "train.betas"),
+    ("train", {"lr_decay": 1.5}, "train.lr_decay: got 1.5; allowed range is [0, 1]"),
     ("prepare", {"val_fraction": 1.0}, "prepare.val_fraction: got 1.0; allowed range is (0, 1)"),
     ("prepare", {"channels": 2}, "prepare.channels: got 2"),
     ("synthesize", {"target": "min"}, "synthesize.target"),

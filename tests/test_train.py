@@ -2,6 +2,7 @@ import dataclasses
 import hashlib
 import json
 
+import pytest
 import torch
 
 from augment import stages
@@ -110,3 +111,20 @@ def test_balanced_epochs_visit_every_class_as_often_as_the_largest(monkeypatch):
     train_gan(data, dataclasses.replace(cfg, balance=True), seed=0, device="cpu")
     labels = torch.cat(seen)
     assert len(seen) == 80 // 8 and torch.bincount(labels).tolist() == [40, 40]
+
+
+def test_lr_decay_falls_linearly_over_the_last_fraction_and_reaches_the_optimizers():
+    from augment.train import lr_factor
+
+    factors = [lr_factor(e, epochs=10, decay=0.4) for e in range(1, 11)]
+    assert factors[:7] == [1.0] * 7  # constant for the first 60 %
+    assert factors[6:] == pytest.approx([1.0, 0.75, 0.5, 0.25])  # then linear, never 0
+    assert [lr_factor(e, epochs=10, decay=0.0) for e in (1, 10)] == [1.0, 1.0]
+    from conftest import fabricate_images
+
+    seen = []
+    cfg = TrainConfig(preset="classic", epochs=4, batch_size=8, width=8, lr_decay=0.5)
+    train_gan(fabricate_images([8, 8]), cfg, seed=0, device="cpu",
+              on_epoch=lambda e, m, g: seen.extend([g.opt_g.param_groups[0]["lr"],
+                                                    g.opt_d.param_groups[0]["lr"]]))
+    assert seen == pytest.approx([2e-4 * f for f in (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5)])
