@@ -9,7 +9,8 @@ from augment import stages
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
 from augment.data import load_prepared
-from augment.train import resolve_config, train_gan
+from augment.train import lr_factor, resolve_config, train_gan
+from conftest import fabricate_images
 
 
 def _md5(path) -> str:
@@ -93,7 +94,6 @@ def test_train_gan_library_call_with_wgan_gp(prepared):
 
 def test_balanced_epochs_visit_every_class_as_often_as_the_largest(monkeypatch):
     import augment.train as T
-    from conftest import fabricate_images
 
     seen = []
 
@@ -114,14 +114,10 @@ def test_balanced_epochs_visit_every_class_as_often_as_the_largest(monkeypatch):
 
 
 def test_lr_decay_falls_linearly_over_the_last_fraction_and_reaches_the_optimizers():
-    from augment.train import lr_factor
-
     factors = [lr_factor(e, epochs=10, decay=0.4) for e in range(1, 11)]
     assert factors[:7] == [1.0] * 7  # constant for the first 60 %
     assert factors[6:] == pytest.approx([1.0, 0.75, 0.5, 0.25])  # then linear, never 0
     assert [lr_factor(e, epochs=10, decay=0.0) for e in (1, 10)] == [1.0, 1.0]
-    from conftest import fabricate_images
-
     seen = []
     cfg = TrainConfig(preset="classic", epochs=4, batch_size=8, width=8, lr_decay=0.5)
     train_gan(fabricate_images([8, 8]), cfg, seed=0, device="cpu",
