@@ -112,6 +112,7 @@ def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:
 
 
 def set_lr(gan: GAN, factor: float) -> None:
+    """Both optimizers' learning rates to ``factor`` × the configured ones."""
     for opt, base in ((gan.opt_g, gan.config.lr_g), (gan.opt_d, gan.config.lr_d)):
         for group in opt.param_groups:
             group["lr"] = base * factor
