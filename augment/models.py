@@ -7,8 +7,9 @@ class count, z_dim, width), which the checkpoint stores, so a checkpoint rebuild
 Presets:
 - ``dcgan`` (default): DCGAN-style (Radford et al. 2016) all-strided nets: G of 4×4 transposed
   convolutions with class-conditional batch norm (SNGAN/BigGAN conditioning), D of 4×4 stride-2
-  convolutions with spectral norm and a projection head (Miyato & Koyama 2018); hinge loss,
-  TTUR, EMA, DiffAugment. Chosen for CPU budgets: 3.4x the images/s of ``sngan`` at 28×28.
+  convolutions with spectral norm, a minibatch-standard-deviation layer (Karras et al. 2018)
+  and a projection head (Miyato & Koyama 2018); hinge loss, TTUR, EMA, DiffAugment. Chosen for
+  CPU budgets: 3.4x the images/s of ``sngan`` at 28×28.
 - ``sngan``: the same conditioning and losses with SNGAN's heavier blocks (nearest upsample +
   3×3 conv in G; a 3×3 conv at every resolution before each stride-2 conv in D).
 - ``classic``: the textbook cGAN (Mirza & Osindero 2014): MLPs, one-hot label concatenated, BCE,
@@ -124,8 +125,31 @@ def strided_down(a: int, b: int) -> list[nn.Module]:
     return [spectral_norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
 
 
+class MinibatchStd(nn.Module):
+    """Append the minibatch standard deviation as one more channel (Karras et al. 2018).
+
+    B×C×H×W → B×(C+1)×H×W. Samples are split into groups of ``group``; the extra channel of a
+    sample is the std over its group, averaged over channels and pixels. A generator that
+    collapses a class onto a few prototypes makes its batches visibly less varied than real
+    ones, so D can tell, and G is pushed to spread out.
+    """
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = math.gcd(self.group, b)  # a batch the group does not divide: smaller groups
+        y = x.float().reshape(g, -1, c, h, w)  # G×M×C×H×W: sample i sits in group i mod M
+        std = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # M
+        std = std.repeat(g)[:, None, None, None].expand(b, 1, h, w)  # B×1×H×W
+        return torch.cat([x, std.to(x.dtype)], dim=1)
+
+
 class ProjectionDiscriminator(nn.Module):
-    """SN convs down to s0, global sum pool → h; logit = ψ(h) + ⟨embed(y), h⟩ (projection)."""
+    """SN convs down to s0, minibatch std + SN conv3×3, global sum pool → h;
+    logit = ψ(h) + ⟨embed(y), h⟩ (projection)."""
 
     down = staticmethod(sngan_down)
 
@@ -136,6 +160,10 @@ class ProjectionDiscriminator(nn.Module):
         layers = [spectral_norm(nn.Conv2d(channels, widths[0], 3, padding=1)), nn.LeakyReLU(0.2)]
         for a, b in zip(widths, widths[1:]):
             layers += self.down(a, b)
+        # MNIST, 3 seeds: CAS 0.931 -> 0.943 at 30 epochs, 0.946 -> 0.953 in 15 min on one
+        # core (README). A CPU step costs ~1.3x at 28 px, ~1.8x at 8 px.
+        layers += [MinibatchStd(), spectral_norm(nn.Conv2d(widths[-1] + 1, widths[-1], 3,
+                                                           padding=1)), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1]))

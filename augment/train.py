@@ -19,6 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 from .config import TrainConfig
 from .data import ImageSet, balanced_index
 from .diffaug import make_diffaug
+from .errors import CheckpointError
 from .losses import GANLoss, make_loss
 from .models import PRESETS, build_discriminator, build_generator
 from .runtime import progress, resolve_device, seed_everything, to_unit
@@ -75,12 +76,22 @@ class GAN:
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
 
     def load(self, state: dict) -> None:
-        """Restore weights and optimizer state from a checkpoint dict (to resume)."""
-        self.ema.module.load_state_dict(state["generator"])
-        self.generator.load_state_dict(state["generator_raw"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        """Restore weights and optimizer state from a checkpoint dict (to resume).
+
+        A checkpoint of other models (another preset, width or z_dim, or a version with other
+        layers) raises :class:`CheckpointError` instead of resuming half-loaded.
+        """
+        try:
+            self.ema.module.load_state_dict(state["generator"])
+            self.generator.load_state_dict(state["generator_raw"])
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(
+                f"cannot resume: the checkpoint's models do not match this train config or "
+                f"version ({str(err).splitlines()[0][:200]}); train from scratch (drop "
+                "--resume, or delete the checkpoint)") from None
 
 
 def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.device) -> GAN:

@@ -6,7 +6,8 @@ from augment.diffaug import make_diffaug
 from augment.config import TrainConfig
 from augment.errors import ConfigError
 from augment.losses import OBJECTIVES, gradient_penalty, make_loss, mode_seeking, r1_penalty
-from augment.models import build_discriminator, build_generator, resolution_plan
+from augment.models import (MinibatchStd, build_discriminator, build_generator,
+                            resolution_plan)
 
 
 @pytest.mark.parametrize("size,expected", [(8, (4, 1)), (28, (7, 2)), (32, (4, 3)),
@@ -27,6 +28,32 @@ def test_generator_and_discriminator_shapes(preset, channels, size):
     assert x.min() >= -1 and x.max() <= 1
     assert d(x, y).shape == (5,)
     assert g.hparams == hp
+
+
+def test_minibatch_std_channel_is_the_std_of_each_group():
+    """Batch of 8, group 4: sample i sits in group i mod 2; its channel is that group's std."""
+    x = torch.randn(8, 3, 4, 4)
+    out = MinibatchStd(group=4)(x)
+    assert out.shape == (8, 4, 4, 4) and torch.equal(out[:, :3], x)
+    for i in range(8):
+        group = x[i % 2::2]  # the 4 samples of sample i's group
+        expected = group.var(0, unbiased=False).add(1e-8).sqrt().mean()
+        assert torch.allclose(out[i, 3], expected.expand(4, 4), atol=1e-6)
+    same = MinibatchStd(group=4)(x[:1].repeat(8, 1, 1, 1))  # a collapsed batch: std ≈ 0
+    assert same[:, 3].max() < 1e-3 < out[:, 3].min()
+    assert MinibatchStd(group=4)(x[:6]).shape == (6, 4, 4, 4)  # 4 ∤ 6: groups of gcd = 2
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "sngan"])
+def test_conv_discriminator_sees_batch_diversity(preset):
+    """The same image scores differently in a varied batch and in a collapsed one."""
+    torch.manual_seed(0)
+    hp = dict(preset=preset, image_shape=[1, 8, 8], num_classes=2, z_dim=8, width=8)
+    d = build_discriminator(hp).eval()
+    x, y = torch.randn(8, 1, 8, 8), torch.zeros(8, dtype=torch.long)
+    with torch.no_grad():
+        varied, collapsed = d(x, y)[0], d(x[:1].repeat(8, 1, 1, 1), y)[0]
+    assert not torch.allclose(varied, collapsed)
 
 
 def test_generator_is_conditional():

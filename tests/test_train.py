@@ -9,6 +9,7 @@ from augment import stages
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
 from augment.data import load_prepared
+from augment.errors import CheckpointError
 from augment.train import lr_factor, resolve_config, train_gan
 from conftest import fabricate_images
 
@@ -79,6 +80,18 @@ def test_training_is_deterministic_and_resumable(prepared, params, tmp_path):
     run(tmp_path / "a.pt", resume=True)
     resumed = load_checkpoint(tmp_path / "a.pt")
     assert resumed["epoch"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+
+
+def test_resume_from_other_models_is_a_clear_error(prepared, params, tmp_path):
+    """A checkpoint of another width (or an older layer layout) is refused, not half-loaded."""
+    out = tmp_path / "a.pt"
+    kw = dict(data=str(prepared), out=str(out), samples=str(tmp_path / "a.png"), judge=None)
+    stages.train(params, logdir=str(tmp_path / "log_a"), **kw)
+    before = out.read_bytes()
+    params["train"]["width"] = 2 * (load_checkpoint(out)["hparams"]["width"])
+    with pytest.raises(CheckpointError, match="cannot resume.*drop --resume"):
+        stages.train(params, logdir=str(tmp_path / "log_b"), resume=True, **kw)
+    assert out.read_bytes() == before  # the checkpoint is left as it was
 
 
 def test_train_gan_library_call_with_wgan_gp(prepared):
