@@ -42,6 +42,9 @@ def test_minibatch_std_channel_is_the_std_of_each_group():
     same = MinibatchStd(group=4)(x[:1].repeat(8, 1, 1, 1))  # a collapsed batch: std ≈ 0
     assert same[:, 3].max() < 1e-3 < out[:, 3].min()
     assert MinibatchStd(group=4)(x[:6]).shape == (6, 4, 4, 4)  # 4 ∤ 6: groups of gcd = 2
+    # the layout the training loop uses (channels_last) survives, values unchanged
+    nhwc = MinibatchStd(group=4)(x.contiguous(memory_format=torch.channels_last))
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, out)
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "sngan"])
