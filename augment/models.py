@@ -145,7 +145,7 @@ class MinibatchStd(nn.Module):
         std = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # M
         std = std.repeat(g)[:, None, None, None].expand(b, 1, h, w)  # B×1×H×W
         # cat returns NCHW; keep x's channels_last, or the next conv takes oneDNN's NCHW path,
-        # which is slower and did not give the same numbers run to run in forked processes.
+        # which did not give the same numbers run to run in forked stage processes.
         layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
                   else torch.contiguous_format)
         return torch.cat([x, std.to(x.dtype)], dim=1).contiguous(memory_format=layout)
