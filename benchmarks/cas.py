@@ -59,28 +59,30 @@ def load_splits(data: str, root: str, seed: int) -> dict[str, ImageSet]:
     return {"train": train, "val": val, "test": test}
 
 
-def accuracy(images, labels, splits, *, seed: int, epochs: int) -> float:
+def accuracy(images, labels, splits, *, seed: int, epochs: int, device: str = "cpu") -> float:
     """Test accuracy of the fixed classifier trained on (images, labels), selected on val."""
     model, _ = fit_classifier(images, labels, splits["val"], num_classes=len(splits["train"].classes),
-                              epochs=epochs, seed=seed, device="cpu")
-    return float((predict(model, splits["test"].images, device="cpu") ==
+                              epochs=epochs, seed=seed, device=device)
+    return float((predict(model, splits["test"].images, device=device) ==
                   splits["test"].labels).mean())
 
 
-def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int
-               ) -> tuple[float, torch.nn.Module]:
+def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int,
+               device: str = "cpu") -> tuple[float, torch.nn.Module]:
     """TRTR accuracy and the judge (domain-FID features) of one seed, fit once and cached:
     both depend only on the data split and seed, and cost 3-6 min per MNIST seed on one core.
     Delete ``benchmarks/.cache`` after changing the classifier or the splits."""
-    train, path = splits["train"], CACHE / f"{data}_seed{seed}_clf{epochs}.pt"
+    tag = "" if device == "cpu" else f"_{device}"  # GPU kernels give other (valid) numbers
+    train, path = splits["train"], CACHE / f"{data}_seed{seed}_clf{epochs}{tag}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=True)
         judge = SmallCNN(channels=train.images.shape[1], num_classes=len(train.classes))
         judge.load_state_dict(saved["judge"])
         return saved["trtr"], judge.eval()
-    trtr = accuracy(train.images, train.labels, splits, seed=seed, epochs=epochs)
+    trtr = accuracy(train.images, train.labels, splits, seed=seed, epochs=epochs, device=device)
     judge, _ = fit_classifier(train.images, train.labels, splits["val"],
-                              num_classes=len(train.classes), epochs=20, seed=seed, device="cpu")
+                              num_classes=len(train.classes), epochs=20, seed=seed, device=device)
+    judge = judge.cpu()
     CACHE.mkdir(exist_ok=True)
     torch.save({"trtr": trtr, "judge": judge.state_dict()}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
@@ -88,7 +90,7 @@ def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int
 
 
 def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget: float,
-                         fractions: list[float]) -> list[dict]:
+                         fractions: list[float], device: str = "cpu") -> list[dict]:
     """Train until ``budget`` seconds; keep the EMA generator at the first epoch past each mark."""
     marks, snaps, t0 = sorted(fractions), [], time.perf_counter()
 
@@ -103,29 +105,30 @@ def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget
             raise _OutOfTime
 
     try:
-        train_gan(train, cfg, seed=seed, device="cpu", on_epoch=on_epoch)
+        train_gan(train, cfg, seed=seed, device=device, on_epoch=on_epoch)
     except _OutOfTime:
         pass
     return snaps
 
 
 def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int,
-                   filter_threshold: float) -> dict:
+                   filter_threshold: float, device: str = "cpu") -> dict:
     """CAS (and CAS of judge-filtered samples), domain FID, judge accuracy of one snapshot."""
-    generator = build_generator(snap["hparams"])
+    generator = build_generator(snap["hparams"]).to(device)
     generator.load_state_dict(snap["state"])
     train = splits["train"]
     n_per_class = -(-len(train.labels) // len(train.classes))  # balanced, ≈ real train size
-    images, labels = synthesize(generator, n_per_class, seed=seed, device="cpu")
-    scores = {"cas": accuracy(images.numpy(), labels.numpy(), splits, seed=seed, epochs=epochs)}
+    images, labels = synthesize(generator, n_per_class, seed=seed, device=device)
+    scores = {"cas": accuracy(images.numpy(), labels.numpy(), splits, seed=seed, epochs=epochs,
+                              device=device)}
     if filter_threshold > 0:
-        kept, kept_labels = synthesize(generator, n_per_class, seed=seed, device="cpu",
+        kept, kept_labels = synthesize(generator, n_per_class, seed=seed, device=device,
                                        keep=confidence_filter(judge, filter_threshold),
                                        max_draws=1000)
         scores["cas_filtered"] = accuracy(kept.numpy(), kept_labels.numpy(), splits, seed=seed,
-                                          epochs=epochs)
+                                          epochs=epochs, device=device)
     like_real, like_labels = synthesize(generator, dict(enumerate(train.counts().tolist())),
-                                        seed=seed + 1, device="cpu")
+                                        seed=seed + 1, device=device)
     quality = fidelity_report(judge, train, like_real.numpy(), like_labels.numpy())
     return {**scores, "fid": quality["fid"], "judge_accuracy": quality["judge_accuracy"],
             "diversity_min": quality["diversity_min"]}
@@ -136,7 +139,8 @@ def run(args) -> pd.DataFrame:
     for seed in args.seeds:
         splits = load_splits(args.data, args.root, seed)
         train = splits["train"]
-        trtr, judge = references(splits, data=args.data, seed=seed, epochs=args.clf_epochs)
+        trtr, judge = references(splits, data=args.data, seed=seed, epochs=args.clf_epochs,
+                                 device=args.device)
         print(f"seed {seed}: TRTR {trtr:.4f}", flush=True)
         for preset in args.presets:
             name, _, width = preset.partition(":")  # "dcgan:16" = dcgan at width 16
@@ -145,12 +149,12 @@ def run(args) -> pd.DataFrame:
             cfg = TrainConfig(preset=name, epochs=args.epochs, batch_size=args.batch_size,
                               lr_g=lr, lr_d=lr, width=int(width) if width else None, **extra)
             for snap in train_with_snapshots(train, cfg, seed=seed, budget=args.budget,
-                                             fractions=args.fractions):
+                                             fractions=args.fractions, device=args.device):
                 row = {"data": args.data, "seed": seed, "preset": preset, "trtr": trtr,
                        "fraction": snap["fraction"], "seconds": round(snap["seconds"], 1),
                        "epoch": snap["epoch"],
                        **score_snapshot(snap, splits, judge, seed=seed, epochs=args.clf_epochs,
-                                        filter_threshold=args.filter)}
+                                        filter_threshold=args.filter, device=args.device)}
                 row["cas_over_trtr"] = row["cas"] / trtr
                 rows.append(row)
                 print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
@@ -212,6 +216,9 @@ def main() -> None:
                         help="a TrainConfig field of the non-classic presets, e.g. cls_weight=0.5")
     parser.add_argument("--filter", type=float, default=0.0,
                         help="also report CAS of samples the judge keeps at this confidence")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda: GAN training, synthesis and the CAS classifiers "
+                             "(cuda uses each preset's CUDA defaults: width, batch size, AMP)")
     parser.add_argument("--clf-epochs", type=int, default=15, help="CAS/TRTR classifier epochs")
     parser.add_argument("--name", default=None, help="results/<name>.json (default cas_<data>)")
     parser.add_argument("--combine", nargs="+", default=None, metavar="NAME",

@@ -56,19 +56,22 @@ def timed_train(data: ImageSet, cfg: TrainConfig, device: torch.device) -> float
 
 
 def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.device) -> float:
-    """Steady-state real images/s of the D+G step pair (after ``steps`` // 4 warm-up steps)."""
+    """Steady-state real images/s of the D+G step pair, after ≥ 1 s and ≥ ``steps`` // 4 steps
+    of warm-up (cuDNN autotuning; an idle GPU's clocks ramp up over the first second)."""
     channels, size = SHAPES[shape]
     cfg = resolve_config(TrainConfig(preset=preset, batch_size=batch), device, image_size=size)
     gan = setup(cfg, image_shape=(channels, size, size), num_classes=10, device=device)
     x = to_unit(random_set(channels, size, batch).images, device).contiguous(
         memory_format=torch.channels_last)  # as train_gan feeds it
     y = torch.randint(0, 10, (batch,), device=device)
-    for i in range(steps // 4 + steps):
-        if i == steps // 4:
-            sync(device)
-            t0 = time.perf_counter()
-        fakes, _ = d_step(gan, x, y)
-        g_step(gan, fakes, y)
+    warm_until, i = time.perf_counter() + 1.0, 0
+    while i < steps // 4 or time.perf_counter() < warm_until:
+        g_step(gan, d_step(gan, x, y)[0], y)
+        i += 1
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        g_step(gan, d_step(gan, x, y)[0], y)
     sync(device)
     return batch * steps / (time.perf_counter() - t0)
 
@@ -104,7 +107,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["dcgan", "classic"])
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
     parser.add_argument("--stage-epochs", type=int, default=None,
-                        help="train-stage epochs (default: params.yaml)")
+                        help="train-stage epochs (default: params.yaml; 0: skip)")
     parser.add_argument("--name", default="throughput", help="results/<name>.json")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
@@ -112,11 +115,12 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
     torch.ones(1, device=device).sum().item()  # CUDA context start-up stays out of the timings
-    stage = train_stage_seconds(device, args.stage_epochs)
     print(f"device: {name}; torch {torch.__version__}")
-    print(f"train stage work (digits, {stage['epochs']} epochs, {stage['images']} images): "
-          f"{stage['seconds']:.1f} s")
-    rows = []
+    stage = None if args.stage_epochs == 0 else train_stage_seconds(device, args.stage_epochs)
+    if stage:
+        print(f"train stage work (digits, {stage['epochs']} epochs, {stage['images']} images): "
+              f"{stage['seconds']:.1f} s")
+    rows, out = [], Path(args.out) / f"{args.name}.json"
     print(f"{'shape':<9}{'preset':<9}{'batch':>7}{'train img/s':>14}{'synth img/s':>14}")
     for shape in args.shapes:
         for preset in args.presets:
@@ -127,10 +131,15 @@ def main() -> None:
                 rows.append(row)
                 print(f"{shape:<9}{preset:<9}{batch:>7}{row['train_img_s']:>14,.0f}"
                       f"{row['synth_img_s']:>14,.0f}", flush=True)
-    out = Path(args.out) / f"{args.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": name, "torch": torch.__version__, "amp": True,
-                               "train_stage": stage, "rows": rows}, indent=2) + "\n")
+                save(out, {"device": name, "torch": torch.__version__, "amp": True,
+                           "train_stage": stage, "rows": rows})  # each row: a cut-off run keeps its rows
+
+
+def save(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

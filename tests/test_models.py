@@ -180,6 +180,23 @@ def test_mode_seeking_term_rewards_spread_within_a_class_only():
     assert (stepped[0] - stepped[1]).abs().sum() > spread
 
 
+def test_mode_seeking_pairs_within_groups_so_memory_is_linear_in_the_batch():
+    torch.manual_seed(0)
+    z, y, fake = torch.randn(10, 8), torch.randint(0, 2, (10,)), torch.randn(10, 1, 4, 4)
+
+    def ratios(idx):  # (sum of same-label pair ratios, pair count) among the samples ``idx``
+        pairs = [(i, j) for i in idx for j in idx if i < j and y[i] == y[j]]
+        gap = lambda a, b: (a - b).abs().mean()  # noqa: E731
+        return sum(gap(fake[i], fake[j]) / gap(z[i], z[j]) for i, j in pairs), len(pairs)
+
+    whole = ratios(range(10))
+    assert mode_seeking(fake, z, y).item() == pytest.approx(float(whole[1] / whole[0]), rel=1e-4)
+    (s1, n1), (s2, n2) = ratios(range(4)), ratios(range(4, 8))
+    s3, n3 = ratios(range(8, 10))
+    grouped = 1 / ((s1 + s2 + s3) / (n1 + n2 + n3))  # groups of 4: 0-3, 4-7, 8-9
+    assert mode_seeking(fake, z, y, group=4).item() == pytest.approx(float(grouped), rel=1e-4)
+
+
 def test_mode_seeking_is_a_generator_term_chosen_at_setup():
     assert make_loss("hinge", augment=make_diffaug("")).g_regularizers == ()
     loss = make_loss("hinge", augment=make_diffaug(""), ms_weight=0.5)
