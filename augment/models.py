@@ -251,7 +251,7 @@ class Preset:
 # 0.47 -> 0.22); 0.5 and up spread samples off the data (FID 0.77, 4.4).
 _CONV_DEFAULTS = dict(loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), ema_decay=0.999,
                       diffaug="translation,cutout", cls_weight=0.2, ms_weight=0.2)
-# dcgan without DiffAugment: at these data sizes (1-6k images) and budgets the policy costs
+# dcgan without DiffAugment: at these data sizes (1.2k-5.1k train images) and budgets it costs
 # quality, and its cutout square is a quarter of an 8×8 digit. MNIST, 3 seeds, CAS/TRTR at
 # 1/5 of 15 min 0.946 -> 0.969, at 15 min 0.982 -> 0.984; digits 300 s 0.980 -> 0.992 (README).
 # sngan keeps the policy: not measured without it.
