@@ -3,7 +3,8 @@
 # images/s, AMP on, batch sizes 64 to 4,096, every shape and preset) then MNIST CAS
 # time-to-quality, classic vs dcgan at the presets' CUDA defaults, one seed. Each part has its
 # own time limit so a slow one cannot eat the other; results land in $OUT (default
-# benchmarks/results). About 6 min on an H100. On a CUDA machine:
+# benchmarks/results). Not timed as one script: its parts ran in two calls of 204 s and
+# 326 s on an H100. On a CUDA machine:
 #   MNIST_ROOT=dir/holding/MNIST/raw bash benchmarks/gpu.sh [CAS seconds per preset, default 100]
 set -u
 out=${OUT:-benchmarks/results}
