@@ -86,20 +86,22 @@ def mode_seeking(fake: Tensor, z: Tensor, y: Tensor, eps: float = 1e-5, group: i
     return torch.where(count > 0, 1.0 / (total / count.clamp(min=1) + eps), 0.0)
 
 
-# Critics: (D, x, y) -> (adversarial logits B, classification loss) ------------------------------
-def plain_critic(d: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+# Critics: (D, x, y, parts) -> (adversarial logits B, per-sample classification loss B) ----------
+def plain_critic(d: nn.Module, x: Tensor, y: Tensor, parts: int = 1) -> tuple[Tensor, Tensor]:
     """D's logits; no classification term."""
-    return d(x, y), x.new_zeros(())
+    return d(x, y, parts=parts), x.new_zeros(len(x))
 
 
-def dual_projection_critic(d: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def dual_projection_critic(d: nn.Module, x: Tensor, y: Tensor, parts: int = 1
+                           ) -> tuple[Tensor, Tensor]:
     """Projection logits plus cross-entropy of D's class scores (P2GAN, Han et al. 2021).
 
     The projection embedding is also a classifier over D's features; training it on real
     labels and asking G to satisfy it makes the label matter from the first epochs.
     """
-    psi, classes = d.scores(x)  # B, B×K
-    return psi + classes.gather(1, y[:, None]).squeeze(1), F.cross_entropy(classes.float(), y)
+    psi, classes = d.scores(x, parts=parts)  # B, B×K
+    return (psi + classes.gather(1, y[:, None]).squeeze(1),
+            F.cross_entropy(classes.float(), y, reduction="none"))
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,12 @@ class GANLoss:
                       ) -> tuple[Tensor, dict[str, Tensor]]:
         """D's loss on a real batch and a detached fake batch (same labels ``y``)."""
         real_aug, fake_aug = self.augment(real), self.augment(fake.detach())
-        (real_logits, real_cls), (fake_logits, _) = (self.critic(d, real_aug, y),
-                                                     self.critic(d, fake_aug, y))
-        adversarial = self.d_term(real_logits, fake_logits) + self.cls_weight * real_cls
+        # Real and fake in one D pass (2B×C×H×W): fewer, larger kernels, one spectral-norm
+        # power iteration instead of two (D's step ~20 % faster on the CPU). parts=2 keeps the
+        # minibatch-std groups within each half.
+        logits, cls = self.critic(d, torch.cat([real_aug, fake_aug]), torch.cat([y, y]), 2)
+        real_logits, fake_logits = logits.chunk(2)
+        adversarial = self.d_term(real_logits, fake_logits) + self.cls_weight * cls[:len(y)].mean()
         # Penalties run in float32: their second-order gradients are fragile under fp16.
         with torch.autocast(real.device.type, enabled=False):
             extra = sum(w * p(d, real_aug.float(), fake_aug.float(), y) for w, p in self.penalties)
@@ -132,7 +137,7 @@ class GANLoss:
         """G's loss on a fresh fake batch ``fake = G(z, y)``."""
         logits, cls = self.critic(d, self.augment(fake), y)
         extra = sum(w * r(fake, z, y) for w, r in self.g_regularizers)
-        return self.g_term(logits) + self.cls_weight * cls + extra
+        return self.g_term(logits) + self.cls_weight * cls.mean() + extra
 
 
 def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: float = 10.0,

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 from benchmarks.cas import train_with_snapshots
 from conftest import fabricate_images
 
@@ -10,3 +12,15 @@ def test_cas_snapshots_fill_the_later_marks_when_a_fixed_epoch_count_ends_first(
                                  fractions=[1.0, 0.5])
     assert [(s["fraction"], s["epoch"]) for s in snaps] == [(0.5, 2), (1.0, 2)]
     assert snaps[0]["state"] and snaps[0]["hparams"]["preset"] == "classic"
+
+
+def test_cas_snapshots_keep_the_last_epoch_within_each_mark(monkeypatch):
+    """Epochs end at 10, 20, 30 ... s: with marks at 25 s and 50 s the snapshots are epochs 2
+    and 5 (not 3 and 6, the first past each mark), and training stops at the last mark."""
+    clock = iter(range(0, 1000, 10))  # t0 = 0, then one reading per epoch
+    monkeypatch.setattr("benchmarks.cas.time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    cfg = TrainConfig(preset="classic", epochs=20, batch_size=8, width=8)
+    snaps = train_with_snapshots(fabricate_images([8, 8]), cfg, seed=0, budget=100.0,
+                                 fractions=[0.25, 0.5])
+    assert [(s["fraction"], s["epoch"], s["seconds"]) for s in snaps] == [(0.25, 2, 20),
+                                                                          (0.5, 5, 50)]

@@ -45,6 +45,25 @@ def test_minibatch_std_channel_is_the_std_of_each_group():
     # the layout the training loop uses (channels_last) survives, values unchanged
     nhwc = MinibatchStd(group=4)(x.contiguous(memory_format=torch.channels_last))
     assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, out)
+    # two minibatches stacked (D's real and fake in one pass): each keeps its own groups
+    other = torch.randn(8, 3, 4, 4)
+    stacked = MinibatchStd(group=4)(torch.cat([x, other]), parts=2)
+    torch.testing.assert_close(stacked, torch.cat([out, MinibatchStd(group=4)(other)]))
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "sngan", "classic"])
+def test_one_pass_over_real_and_fake_equals_two(preset):
+    """D(cat(real, fake), parts=2) gives each half the logits a pass of its own gives: the
+    merged pass the D step uses changes speed, not what D computes (6 ∤ 4: groups of 2)."""
+    torch.manual_seed(0)
+    hp = dict(preset=preset, image_shape=[1, 8, 8], num_classes=3, z_dim=8, width=8)
+    d = build_discriminator(hp).eval()  # eval: spectral norm without a power-iteration step
+    real, fake, y = torch.randn(6, 1, 8, 8), torch.randn(6, 1, 8, 8), torch.arange(6) % 3
+    with torch.no_grad():
+        merged = d(torch.cat([real, fake]), torch.cat([y, y]), parts=2)
+        torch.testing.assert_close(merged, torch.cat([d(real, y), d(fake, y)]))
+        one_batch = d(torch.cat([real, fake]), torch.cat([y, y]))  # std groups mix the halves
+    assert torch.allclose(merged, one_batch) == (preset == "classic")  # MLP: no batch statistics
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "sngan"])
@@ -128,7 +147,7 @@ def test_projection_scores_agree_with_forward(preset):
     x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 2, 1, 2])
     with torch.no_grad():
         psi, classes = d.scores(x)
-        h = d.features(x).sum(dim=(2, 3))
+        h = d.pooled(x)
         assert classes.shape == (4, 3)
         torch.testing.assert_close(d(x, y), psi + (d.embed(y) * h).sum(1))
 
