@@ -36,6 +36,7 @@ from augment.config import TrainConfig
 from augment.data import ImageSet, stratified_split
 from augment.evaluate import SmallCNN, fit_classifier, predict
 from augment.fidelity import fidelity_report
+from augment.io import atomic_path, write_json
 from augment.judge import confidence_filter
 from augment.models import build_generator
 from augment.sources import load_source
@@ -85,9 +86,8 @@ def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int
     judge, _ = fit_classifier(train.images, train.labels, splits["val"],
                               num_classes=len(train.classes), epochs=20, seed=seed, device=device)
     judge = judge.cpu()
-    CACHE.mkdir(exist_ok=True)
-    torch.save({"trtr": trtr, "judge": judge.state_dict()}, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"trtr": trtr, "judge": judge.state_dict()}, tmp)
     return trtr, judge
 
 
@@ -266,8 +266,8 @@ def main() -> None:
         print("\ntime to reach classic's final CAS")
         print(matched.round(4).to_string(index=False))
     out = ROOT / "benchmarks" / "results" / f"{args.name or 'cas_' + args.data}.json"
-    out.write_text(json.dumps({"args": vars(args), "runs": table.to_dict("records"),
-                               "matched": matched.to_dict("records")}, indent=2) + "\n")
+    write_json(out, {"args": vars(args), "runs": table.to_dict("records"),
+                     "matched": matched.to_dict("records")})
 
 
 if __name__ == "__main__":

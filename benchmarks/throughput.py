@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import yaml
 
 from augment.config import TrainConfig, stage_config
 from augment.data import ImageSet
+from augment.io import write_json
 from augment.runtime import resolve_device
 from augment.sources import load_digits_source
 from augment.synthesize import synthesize
@@ -131,15 +131,8 @@ def main() -> None:
                 rows.append(row)
                 print(f"{shape:<9}{preset:<9}{batch:>7}{row['train_img_s']:>14,.0f}"
                       f"{row['synth_img_s']:>14,.0f}", flush=True)
-                save(out, {"device": name, "torch": torch.__version__, "amp": True,
+                write_json(out, {"device": name, "torch": torch.__version__, "amp": True,
                            "train_stage": stage, "rows": rows})  # each row: a cut-off run keeps its rows
-
-
-def save(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":
