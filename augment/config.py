@@ -90,8 +90,9 @@ class TrainConfig:
     lr_g: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
     lr_d: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
     betas: Optional[tuple[float, float]] = None
-    # last fraction of the epochs over which both learning rates fall linearly towards 0
-    lr_decay: float = field(default=0.0, metadata=_range(0, 1))
+    # last fraction of the epochs over which both learning rates fall linearly towards 0;
+    # None = preset default (dcgan 0.3, sngan and classic 0 = constant)
+    lr_decay: Optional[float] = field(default=None, metadata=_range(0, 1))
     d_steps: int = field(default=1, metadata=_range(1))
     balance: bool = False  # class-balanced epochs (tail images repeated); params.yaml: on
     ema_decay: Optional[float] = field(default=None, metadata=_range(0, 1, hi_open=True))

@@ -22,10 +22,11 @@ def test_preset_defaults_fill_only_unset_keys():
     cfg = resolve_config(TrainConfig(preset="classic", lr_d=1e-3), torch.device("cpu"))
     assert (cfg.loss, cfg.lr_g, cfg.lr_d, cfg.betas) == ("bce", 2e-4, 1e-3, (0.5, 0.999))
     dc = resolve_config(TrainConfig(), torch.device("cpu"))
-    assert (dc.loss, dc.width, dc.diffaug, dc.lr_g) == ("hinge", 32, "", 1e-3)
-    # DiffAugment: off in dcgan (measured better without it), kept in sngan (not measured)
+    assert (dc.loss, dc.width, dc.diffaug, dc.lr_g, dc.lr_decay) == ("hinge", 32, "", 2e-3, 0.3)
+    # DiffAugment and the short schedule's lr decay: dcgan's (measured), not sngan's
     sn = resolve_config(TrainConfig(preset="sngan"), torch.device("cpu"))
-    assert sn.diffaug == "translation,cutout"
+    assert (sn.diffaug, sn.lr_g, sn.lr_decay) == ("translation,cutout", 1e-3, 0.0)
+    assert resolve_config(TrainConfig(preset="classic"), torch.device("cpu")).lr_decay == 0.0
     assert resolve_config(TrainConfig(), torch.device("cuda")).width == 64
     # lean on CPU above 16 px (28×28 MNIST), not on CUDA, and never for the MLP preset
     assert resolve_config(TrainConfig(), torch.device("cpu"), image_size=28).width == 16
