@@ -206,7 +206,7 @@ def combine(args) -> pd.DataFrame:
     """The runs of earlier result files; ``args`` takes their settings (seeds merged)."""
     results = [json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
                for name in args.combine]
-    seeds = [seed for r in results for seed in r["args"]["seeds"]]
+    seeds = sorted({s for r in results for s in r["args"]["seeds"]})  # each seed once
     vars(args).update({**results[0]["args"], "seeds": seeds, "name": args.name,
                        "combined_from": args.combine})
     return pd.DataFrame([run for r in results for run in r["runs"]])
