@@ -262,7 +262,9 @@ class Preset:
 # lr 1e-3 (not SNGAN's 2e-4): on small data sets and CPU budgets the conservative rate needs
 # 5-10x the wall time (see README benchmarks). ms_weight 0.2: the class term collapses classes
 # towards prototypes; the mode-seeking term undoes it (MNIST, 240 s: CAS 0.919 -> 0.938, FID
-# 0.47 -> 0.22); 0.5 and up spread samples off the data (FID 0.77, 4.4).
+# 0.47 -> 0.22); 0.5 and up spread samples off the data (FID 0.77, 4.4). Without a class term
+# (8×8 digits) it still keeps G from dropping a style within a class: CAS at 30 s 0.971 ->
+# 0.983, 6 of 6 seeds, at ~2 % of the step's time (README).
 _CONV_DEFAULTS = dict(loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), lr_decay=0.0,
                       ema_decay=0.999, diffaug="translation,cutout", cls_weight=0.2,
                       ms_weight=0.2)

@@ -18,7 +18,7 @@ mkdir -p /tmp/screen_logs "$out"
 run_one() {
     local job=$1; shift
     local extra="--clf-epochs 8"
-    [[ $job == d_* ]] && extra="--repeats 5 --set cls_weight=0 --set ms_weight=0"
+    [[ $job == d_* ]] && extra="--repeats 5 --set cls_weight=0"
     # shellcheck disable=SC2086  # extra is a list of options
     timeout "${JOB_TIMEOUT:-420}" "$SCREEN_PYTHON" benchmarks/cas.py --device "$SCREEN_DEVICE" \
         --root "$SCREEN_ROOT" --budget 100000 --fractions 1 --set amp=false $extra "$@" \
