@@ -131,7 +131,7 @@ class MinibatchStd(nn.Module):
     B×C×H×W → B×(C+1)×H×W. Samples are split into groups of ``group``; the extra channel of a
     sample is the std over its group, averaged over channels and pixels, so D can tell a
     batch that is less varied than real ones. (Meant against mode collapse; on MNIST it raised
-    CAS and label fidelity, not the per-class diversity score: README.)
+    CAS and label fidelity, not the per-class diversity score: RESULTS.md.)
     """
 
     def __init__(self, group: int = 4):
@@ -173,7 +173,7 @@ class ProjectionDiscriminator(nn.Module):
             layers += self.down(a, b)
         self.features = nn.Sequential(*layers)
         # MNIST, 3 seeds: CAS 0.931 -> 0.943 at 30 epochs, 0.946 -> 0.953 in 15 min on one
-        # core (README). A CPU step cost ~1.3x at 28 px, ~1.8x at 8 px, before the layer's
+        # core (RESULTS.md). A CPU step cost ~1.3x at 28 px, ~1.8x at 8 px, before the layer's
         # variance was written out (MinibatchStd.forward).
         self.mbstd = MinibatchStd()
         self.head = nn.Sequential(spectral_norm(nn.Conv2d(widths[-1] + 1, widths[-1], 3,
@@ -260,31 +260,31 @@ class Preset:
 
 
 # lr 1e-3 (not SNGAN's 2e-4): on small data sets and CPU budgets the conservative rate needs
-# 5-10x the wall time (see README benchmarks). ms_weight 0.2: the class term collapses classes
+# 5-10x the wall time (see benchmarks/RESULTS.md). ms_weight 0.2: the class term collapses classes
 # towards prototypes; the mode-seeking term undoes it (MNIST, 240 s: CAS 0.919 -> 0.938, FID
 # 0.47 -> 0.22); 0.5 and up spread samples off the data (FID 0.77, 4.4). Without a class term
 # (8×8 digits) it still keeps G from dropping a style within a class: CAS at 30 s 0.971 ->
-# 0.983, 6 of 6 seeds, at ~2 % of the step's time (README).
+# 0.983, 6 of 6 seeds, at ~2 % of the step's time (RESULTS.md).
 _CONV_DEFAULTS = dict(loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), lr_decay=0.0,
                       ema_decay=0.999, diffaug="translation,cutout", cls_weight=0.2,
                       ms_weight=0.2)
 # dcgan without DiffAugment: at these data sizes (1.2k-5.1k train images) and budgets it costs
 # quality, and its cutout square is a quarter of an 8×8 digit. MNIST, 3 seeds, CAS/TRTR at
-# 1/5 of 15 min 0.946 -> 0.969, at 15 min 0.982 -> 0.984; digits 300 s 0.980 -> 0.992 (README).
+# 1/5 of 15 min 0.946 -> 0.969, at 15 min 0.982 -> 0.984; digits 300 s 0.980 -> 0.992 (RESULTS.md).
 # sngan keeps the policy: not measured without it.
 # lr 2e-3 falling linearly to ~0 over the last 30 % of the epochs: a run sized to a fifth of
 # classic's time on MNIST (~20 epochs) ended 0.005 CAS higher than a constant 1e-3 on 6 of 6
 # seeds of a screen, with lower FID; on CPU it then reached classic's 15-minute CAS within a
-# fifth of the time on every seed (README). sngan keeps 1e-3, constant: not measured.
+# fifth of the time on every seed (RESULTS.md). sngan keeps 1e-3, constant: not measured.
 _DCGAN_DEFAULTS = dict(_CONV_DEFAULTS, diffaug="", lr_g=2e-3, lr_d=2e-3, lr_decay=0.3)
 
 # Batch 32 on CPU: there images/s fall only ~12 % when the batch halves, so G and D get ~1.75x
-# the updates per second; MNIST CAS at 240 s, one seed: 0.779 at batch 64, 0.853 at 32 (README).
+# the updates per second; MNIST CAS at 240 s, one seed: 0.779 at batch 64, 0.853 at 32 (RESULTS.md).
 _CONV_BATCH = {"cpu": 32, "cuda": 64}
 
 PRESETS: dict[str, Preset] = {
     # On 2 CPU cores a width-32 step at 28×28 costs ~2x a width-16 one, and in a 4-minute
-    # MNIST budget width 16 ends with twice the CAS (README benchmarks): halve it above 16 px.
+    # MNIST budget width 16 ends with twice the CAS (benchmarks/RESULTS.md): halve it above 16 px.
     "dcgan": Preset(DeconvGenerator, StridedProjectionDiscriminator, defaults=_DCGAN_DEFAULTS,
                     width={"cpu": 32, "cuda": 64}, cpu_width_above_16px=16, batch=_CONV_BATCH),
     "sngan": Preset(ConvGenerator, ProjectionDiscriminator, defaults=_CONV_DEFAULTS,

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from sklearn.metrics import recall_score
 
 from augment.config import TrainConfig
 from augment.data import ImageSet, stratified_split
@@ -61,12 +62,18 @@ def load_splits(data: str, root: str, seed: int) -> dict[str, ImageSet]:
     return {"train": train, "val": val, "test": test}
 
 
-def accuracy(images, labels, splits, *, seed: int, epochs: int, device: str = "cpu") -> float:
-    """Test accuracy of the fixed classifier trained on (images, labels), selected on val."""
+def accuracy(images, labels, splits, *, seed: int, epochs: int, device: str = "cpu"
+             ) -> tuple[float, np.ndarray]:
+    """Test accuracy and per-class recall (K,) of the fixed classifier trained on (images,
+    labels), selected on val. A low recall on one class is what mode dropping within that
+    class costs, which the class-averaged FID barely shows."""
     model, _ = fit_classifier(images, labels, splits["val"], num_classes=len(splits["train"].classes),
                               epochs=epochs, seed=seed, device=device)
-    return float((predict(model, splits["test"].images, device=device) ==
-                  splits["test"].labels).mean())
+    truth = splits["test"].labels
+    pred = predict(model, splits["test"].images, device=device)
+    recall = recall_score(truth, pred, labels=np.arange(len(splits["train"].classes)),
+                          average=None, zero_division=0)
+    return float((pred == truth).mean()), recall
 
 
 def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int,
@@ -83,7 +90,7 @@ def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int
         judge.load_state_dict(saved["judge"])
         return saved["trtr"], judge.eval()
     trtr = float(np.mean([accuracy(train.images, train.labels, splits, seed=seed + k,
-                                   epochs=epochs, device=device) for k in range(repeats)]))
+                                   epochs=epochs, device=device)[0] for k in range(repeats)]))
     judge, _ = fit_classifier(train.images, train.labels, splits["val"],
                               num_classes=len(train.classes), epochs=20, seed=seed, device=device)
     judge = judge.cpu()
@@ -121,17 +128,21 @@ def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget
 
 
 def cas(generator, n_per_class: int, splits: dict, *, seed: int, epochs: int, repeats: int,
-        device: str = "cpu", **draw) -> tuple[float, float]:
-    """Mean and std of the CAS over ``repeats`` (synthetic draw, classifier fit) pairs. One
-    pair moves by ~±0.01 (on digits one test image is 0.003); the first pair is the one a
-    single-repeat run uses. ``draw``: synthesize() options (a judge filter)."""
-    scores = []
+        device: str = "cpu", **draw) -> dict:
+    """Mean and std of the CAS over ``repeats`` (synthetic draw, classifier fit) pairs, and the
+    mean per-class recall (K,). One pair moves by ~±0.01 (on digits one test image is 0.003);
+    the first pair is the one a single-repeat run uses. ``draw``: synthesize() options (a judge
+    filter)."""
+    scores, recalls = [], []
     for k in range(repeats):
         images, labels = synthesize(generator, n_per_class, seed=seed + 1000 * k, device=device,
                                     **draw)
-        scores.append(accuracy(images.numpy(), labels.numpy(), splits, seed=seed + k,
-                               epochs=epochs, device=device))
-    return float(np.mean(scores)), float(np.std(scores))
+        score, recall = accuracy(images.numpy(), labels.numpy(), splits, seed=seed + k,
+                                 epochs=epochs, device=device)
+        scores.append(score)
+        recalls.append(recall)
+    return {"cas": float(np.mean(scores)), "cas_std": float(np.std(scores)),
+            "recall": np.mean(recalls, axis=0)}
 
 
 def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int,
@@ -142,11 +153,15 @@ def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int,
     train = splits["train"]
     n_per_class = -(-len(train.labels) // len(train.classes))  # balanced, ≈ real train size
     scoring = dict(seed=seed, epochs=epochs, repeats=repeats, device=device)
-    scores = dict(zip(["cas", "cas_std"], cas(generator, n_per_class, splits, **scoring)))
+    scores = cas(generator, n_per_class, splits, **scoring)
+    recall = scores.pop("recall")
+    scores |= {"recall_min": float(recall.min()),
+               "recall_min_class": train.classes[int(recall.argmin())],
+               "recall": [round(float(r), 4) for r in recall]}
     if filter_threshold > 0:
-        scores["cas_filtered"], _ = cas(generator, n_per_class, splits, **scoring,
-                                        keep=confidence_filter(judge, filter_threshold),
-                                        max_draws=1000)
+        scores["cas_filtered"] = cas(generator, n_per_class, splits, **scoring,
+                                     keep=confidence_filter(judge, filter_threshold),
+                                     max_draws=1000)["cas"]
     like_real, like_labels = synthesize(generator, dict(enumerate(train.counts().tolist())),
                                         seed=seed + 1, device=device)
     quality = fidelity_report(judge, train, like_real.numpy(), like_labels.numpy())
@@ -181,7 +196,8 @@ def run(args) -> pd.DataFrame:
                 row["cas_over_trtr"] = row["cas"] / trtr
                 rows.append(row)
                 print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                       for k, v in row.items() if k not in ("data", "trtr")),
+                                       for k, v in row.items()
+                                       if k not in ("data", "trtr", "recall")),
                       flush=True)
     return pd.DataFrame(rows)
 
@@ -255,6 +271,7 @@ def main() -> None:
     table = combine(args) if args.combine else run(args)
     final = table[table.fraction == max(args.fractions)]
     cols = ["cas", "cas_filtered"] if args.filter > 0 else ["cas"]
+    cols += ["recall_min"] if "recall_min" in table else []  # results from before it existed
     summary = final.groupby("preset")[[*cols, "trtr", "cas_over_trtr", "fid", "judge_accuracy",
                                        "seconds"]].agg(["mean", "std"])
     matched = time_to_match(table)

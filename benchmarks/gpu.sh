@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of one device lease, in one call (README "GPU"):
+# The GPU checks of one device lease, in one call (benchmarks/RESULTS.md, "GPU"):
 #   1. throughput: train and synthesis images/s, AMP on, batch sizes 64 to 4,096
 #      (THROUGHPUT_ARGS picks shapes / presets; default every shape and preset);
 #   2. MNIST CAS time-to-quality, 3 seeds: classic and dcgan at the presets' CUDA defaults

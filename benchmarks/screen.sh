@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Hyperparameter screen: many short CAS runs side by side (README "Sample quality": the
-# learning-rate and digits screens), one per line of JOBS: "<name> <cas.py options>", e.g.
+# Hyperparameter screen: many short CAS runs side by side (benchmarks/RESULTS.md, "Sample
+# quality": the learning-rate and digits screens), one per line of JOBS: "<name> <cas.py options>", e.g.
 #   m_lr2_s0 --data mnist --seeds 0 --presets dcgan:16@32 --epochs 17 --lr 0.002
 # Names starting m_ score MNIST with the 8-epoch classifier, d_ score digits with 5 pairs
 # and the digits settings of params.yaml. Every run trains for a fixed epoch count (the budget

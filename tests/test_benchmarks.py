@@ -1,6 +1,7 @@
 from types import SimpleNamespace
 
-from benchmarks.cas import train_with_snapshots
+import numpy as np
+from benchmarks.cas import accuracy, train_with_snapshots
 from conftest import fabricate_images
 
 from augment.config import TrainConfig
@@ -24,3 +25,16 @@ def test_cas_snapshots_keep_the_last_epoch_within_each_mark(monkeypatch):
                                  fractions=[0.25, 0.5])
     assert [(s["fraction"], s["epoch"], s["seconds"]) for s in snaps] == [(0.25, 2, 20),
                                                                           (0.5, 5, 50)]
+
+
+
+def test_cas_reports_recall_per_real_class_in_class_order(monkeypatch):
+    """Test labels 0,0 | 1,1,1,1 | 2×6 and a classifier that gets 2/2, 2/4 and 5/6 of them:
+    recall (1, 0.5, 5/6) in class order, accuracy 9/12."""
+    splits = {"train": fabricate_images([6, 6, 6]), "val": fabricate_images([3, 3, 3], seed=1),
+              "test": fabricate_images([2, 4, 6], seed=2)}
+    pred = np.array([0, 0, 1, 1, 0, 2, 2, 2, 2, 2, 2, 1])
+    monkeypatch.setattr("benchmarks.cas.predict", lambda *args, **kwargs: pred)
+    train = splits["train"]
+    acc, recall = accuracy(train.images, train.labels, splits, seed=0, epochs=1)
+    assert np.allclose(recall, [1.0, 0.5, 5 / 6]) and np.isclose(acc, 9 / 12)
