@@ -147,8 +147,9 @@ def _cell(d: dict | None) -> str:
 
 
 def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str],
-                    figures: dict[str, str]) -> str:
-    """``reports/evaluate.md``: verdict, table with CIs and paired differences, figures."""
+                    figures: dict[str, str], notes: list[str] = ()) -> str:
+    """``reports/evaluate.md``: verdict, table with CIs and paired differences, ``notes``
+    (caveats, one paragraph each), figures."""
     lines = ["# Does augmentation help? Evaluation report", "", f"**{summary['verdict']}**", "",
              f"Train images per class: {', '.join(f'{c} {n}' for c, n in counts.items())}. "
              f"Minority classes (bottom 30 % by count): {', '.join(minority)}. "
@@ -162,5 +163,6 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
         lines.append(f"| `{v}` | {summary['n_train'][v]} | {_cell(scores['balanced_accuracy'])} | "
                      f"{_cell(scores['minority_recall'])} | {_cell(deltas[0])} | {_cell(deltas[1])} |")
     lines.append("")
+    lines += [line for note in notes for line in (note, "")]
     lines += [f"![{title}]({path})" for title, path in figures.items()]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,10 @@ Layout (``format`` 1)::
     {"format": 1, "hparams": {preset, image_shape, num_classes, z_dim, width},
      "classes": [...], "epoch": int, "config": {TrainConfig fields},
      "generator": EMA generator state (used for sampling), "generator_raw": G state,
-     "discriminator": D state, "opt_g": ..., "opt_d": ..., "history": [{epoch metrics}, ...]}
+     "discriminator": D state, "opt_g": ..., "opt_d": ..., "history": [{epoch metrics}, ...],
+     "ema_steps": int (the EMA's update count), "rng": {"cpu": ByteTensor[, "cuda": ...]}}
+
+The last two make ``--resume`` continue the run exactly: same weights as without the stop.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ class PrepareConfig:
     val_fraction: float = field(default=0.15, metadata=_range(0, 1, lo_open=True, hi_open=True))
     test_fraction: float = field(default=0.2, metadata=_range(0, 1, lo_open=True, hi_open=True))
     imbalance_ratio: float = field(default=1.0, metadata=_range(1))  # n_max / n_min on train
-    max_per_class: Optional[int] = field(default=None, metadata=_range(1))  # cap per class, train+val
+    # images per class, capped before splitting: train+val, and test unless the source has its own
+    max_per_class: Optional[int] = field(default=None, metadata=_range(1))
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class TrainConfig:
     width: Optional[int] = field(default=None, metadata=_range(4))
     lr_g: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
     lr_d: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
-    betas: Optional[tuple[float, float]] = None
+    betas: Optional[tuple[float, float]] = field(default=None, metadata=_range(0, 1, hi_open=True))
     # last fraction of the epochs over which both learning rates fall linearly towards 0;
     # None = preset default (dcgan 0.3, sngan and classic 0 = constant)
     lr_decay: Optional[float] = field(default=None, metadata=_range(0, 1))
@@ -196,7 +197,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             try:
                 return _coerce(option, value, key)
             except ConfigError:
-                pass
+                if typing.get_origin(option) is dict and isinstance(value, Mapping) and value:
+                    raise  # a mapping that fails as the mapping option: its message is the one
         raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
     if origin is Literal:
         if value in args and type(value) in {type(a) for a in args}:
@@ -207,6 +209,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping) or not value:
             raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
+        bare = [k for k in value if args[0] is str and not isinstance(k, str)]
+        if bare:  # YAML reads {0: 500} with an integer key; class names are strings
+            raise ConfigError(f"{key}: key {bare[0]!r} is not a string; quote class names in "
+                              f"YAML, e.g. '{bare[0]}': {value[bare[0]]!r}")
         return {_coerce(args[0], k, f"{key} key"): _coerce(args[1], v, f"{key}.{k}")
                 for k, v in value.items()}
     return _coerce_scalar(tp, value, key)
@@ -256,6 +262,8 @@ def describe_type(tp: Any) -> str:
 
 
 def _check_range(value: Any, metadata: Mapping, key: str) -> Any:
+    if isinstance(value, tuple):  # a range on a tuple field holds for each element
+        return tuple(_check_range(v, metadata, key) for v in value)
     if "range" not in metadata or not isinstance(value, (int, float)) or isinstance(value, bool):
         return value
     lo, hi, lo_open, hi_open = metadata["range"]

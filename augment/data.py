@@ -108,7 +108,7 @@ def stratified_split(data: ImageSet, fraction: float, *, seed: int) -> tuple[Ima
     few = [f"{data.classes[c]} ({counts[c]})" for c in np.flatnonzero(counts < 2)]
     if few:
         raise DataError(f"class(es) with too few images to split: {', '.join(few)}; every class "
-                        "needs at least 2 images per split (train/val/test): add images, or "
+                        "needs at least 2 images to be split (train/val/test): add images, or "
                         "remove the class")
     index = np.arange(len(data.labels))
     try:
@@ -118,7 +118,22 @@ def stratified_split(data: ImageSet, fraction: float, *, seed: int) -> tuple[Ima
         raise DataError(f"cannot split {len(index)} images of {len(counts)} classes with "
                         f"fraction {fraction}: {err}. Add images or raise "
                         "prepare.val_fraction / prepare.test_fraction.") from None
+    _check_both_sides(data, keep, held, fraction)
     return data.subset(np.sort(keep)), data.subset(np.sort(held))
+
+
+def _check_both_sides(data: ImageSet, keep: np.ndarray, held: np.ndarray, fraction: float) -> None:
+    """Stratification rounds: a class of a few images can get none on one side, and a val or
+    test split without a class scores its recall as 0 and selects models blind to it."""
+    k = len(data.classes)
+    sides = np.stack([np.bincount(data.labels[part], minlength=k) for part in (keep, held)])
+    lost = np.flatnonzero((sides == 0).any(axis=0))
+    if len(lost):
+        need = int(np.ceil(1 / min(fraction, 1 - fraction)))
+        names = ", ".join(f"{data.classes[c]} ({sides[:, c].sum()})" for c in lost)
+        raise DataError(f"class(es) {names} get no image on one side of a {fraction:g} split: "
+                        f"each class needs about {need} images for it; add images, raise "
+                        "prepare.val_fraction / prepare.test_fraction, or remove the class")
 
 
 def check_classes(data: ImageSet) -> None:
@@ -175,3 +190,17 @@ def load_synthetic(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError) as err:
         raise DataError(f"{directory}: synthetic data missing or unreadable ({err}); run the "
                         "synthesize stage first (augment synthesize / dvc repro synthesize)") from None
+
+
+def check_synthetic(synthetic: tuple[np.ndarray, np.ndarray], train: ImageSet, directory) -> None:
+    """Refuse a synthetic set of other data (a stale or foreign folder): other image shape, or
+    labels outside the prepared classes."""
+    images, labels = synthetic
+    shape, want = images.shape[1:], train.images.shape[1:]
+    labels_ok = len(labels) == len(images) and (
+        len(labels) == 0 or (labels.min() >= 0 and labels.max() < len(train.classes)))
+    if shape != want or not labels_ok:
+        raise DataError(f"{directory}: synthetic samples do not match the prepared data (images "
+                        f"{'×'.join(map(str, shape))} vs {'×'.join(map(str, want))}, labels must "
+                        f"be 0..{len(train.classes) - 1}, one per image); re-run the synthesize "
+                        "stage (augment synthesize / dvc repro synthesize)")

@@ -34,6 +34,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator seeded from (seed, epoch) alone: an epoch's batch order does not depend
+    on the epochs before it, so a resumed run draws the batches an uninterrupted one would."""
+    mixed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(mixed))
+
+
+def rng_state(device: torch.device) -> dict:
+    """torch's global generator states (CPU, and the CUDA device's): latents, DiffAugment."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Restore what :func:`rng_state` saved (the CUDA state only on the same device type)."""
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def progress(iterable: Iterable[T], **kwargs) -> Iterable[T]:
     """A tqdm bar on interactive terminals; silent when not a TTY or under CI."""
     disable = bool(os.environ.get("CI")) or not sys.stderr.isatty()

@@ -136,6 +136,7 @@ def load_csv(manifest: str | Path, *, path_column: str = "path", label_column: s
         raise DataError(f"{manifest}: missing column(s) {', '.join(missing)}; found "
                         f"{', '.join(table.columns) or 'none'}. Rename them or set "
                         "prepare.path_column / prepare.label_column")
+    table[label_column] = table[label_column].str.strip()  # " cat" is cat, not a new class
     _check_rows(table, manifest, path_column, label_column)
     root = manifest.parent.resolve()
     class_list = _fixed_classes(table[label_column].unique(), classes,
@@ -169,6 +170,11 @@ def _check_rows(table, manifest: Path, path_column: str, label_column: str) -> N
         raise DataError(f"{manifest}: path(s) outside the manifest's folder {root} on line(s) "
                         f"{line(escapes)} (e.g. {table[path_column][escapes].iloc[0]!r}); "
                         "paths must be relative to the CSV and stay below it")
+    repeated = table[path_column].map(lambda p: (root / p).resolve()).duplicated()
+    if repeated.any():  # one image twice could land in train and in test
+        raise DataError(f"{manifest}: line(s) {line(repeated)} list an image an earlier line "
+                        f"already lists (e.g. {table[path_column][repeated].iloc[0]!r}); list "
+                        "every image once")
 
 
 # ------------------------------------------------------------------------ built-in data sets
@@ -243,7 +249,23 @@ def load_source(source: str, *, root: str = "data/raw", download: bool = False,
     else:
         raise DataError(f"prepare.source: unknown source {source!r}; choose one of: "
                         f"{', '.join(SOURCES)}")
+    if classes is not None:
+        pool, test = (None if part is None else select_classes(part, classes, source=source)
+                      for part in (pool, test))
     return pool, test, [], {}
+
+
+def select_classes(data: ImageSet, classes: Sequence[str], *, source: str) -> ImageSet:
+    """The images of ``classes`` only, relabelled 0..len-1 in that order (a built-in set's
+    subset, e.g. CIFAR-10's cat and dog)."""
+    unknown = [str(c) for c in classes if c not in data.classes]
+    if unknown:
+        raise DataError(f"prepare.classes: {', '.join(unknown)} not among {source}'s classes "
+                        f"({', '.join(data.classes)}); fix the names or set classes: null")
+    new_label = {data.classes.index(c): i for i, c in enumerate(classes)}
+    keep = np.flatnonzero(np.isin(data.labels, list(new_label)))
+    labels = np.array([new_label[y] for y in data.labels[keep].tolist()], dtype=np.int64)
+    return ImageSet(data.images[keep], labels, tuple(classes))
 
 
 def _pool_only(loaded: tuple[ImageSet, Skipped, dict]):

@@ -128,6 +128,7 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
     save_png(samples, grid)
     seconds = time.perf_counter() - t0
     if judge is not None:
+        report = report or assess(gan.ema.module)  # resumed at or past train.epochs: no epoch ran
         write_json(quality, report)
     _log("train", f"{gan.config.preset} ({gan.config.loss}), {cfg.epochs} epochs on "
                   f"{resolve_device(cfg.device)}: {seconds:.1f} s" +
@@ -237,6 +238,8 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     splits = D.load_prepared(data)
     needs_synthetic = any("synthetic" in v for v in cfg.variants)
     fake = D.load_synthetic(synthetic) if needs_synthetic else None
+    if fake is not None:
+        D.check_synthetic(fake, splits["train"], synthetic)
     jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, **cfg.fit_kwargs())
             for i in range(cfg.seeds) for v in cfg.variants]
     runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)
@@ -302,4 +305,23 @@ def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fak
     counts = dict(zip(train.classes, train.counts().tolist()))
     minority = [train.classes[i] for i in D.minority_classes(train.counts())]
     with atomic_path(path) as tmp:
-        tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures))
+        tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures,
+                                       notes=_synthetic_only_notes(summary, train, fake)))
+
+
+def _synthetic_only_notes(summary: dict, train: D.ImageSet, fake) -> list[str]:
+    """A caveat for variants that train on synthetic samples alone when the synthetic set only
+    tops classes up: a class with no samples there is unlearnable, so the row is no measure
+    of sample quality."""
+    only = [v for v in summary["variants"] if "synthetic" in v.split("+")
+            and "real" not in v.split("+")]
+    if not only or fake is None:
+        return []
+    present = set(fake[1].tolist())
+    absent = [name for c, name in enumerate(train.classes) if c not in present]
+    if not absent:
+        return []
+    return [f"Note: {', '.join(f'`{v}`' for v in only)} trains on the {len(fake[1])} synthetic "
+            f"images that top the real classes up, with none of class(es) {', '.join(absent)}: "
+            "it says nothing about sample quality. For that, raise `synthesize.multiple` (e.g. "
+            "2) so every class gets samples, or run `benchmarks/cas.py` (CAS)."]

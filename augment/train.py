@@ -22,7 +22,8 @@ from .diffaug import make_diffaug
 from .errors import CheckpointError
 from .losses import GANLoss, make_loss
 from .models import PRESETS, build_discriminator, build_generator
-from .runtime import progress, resolve_device, seed_everything, to_unit
+from .runtime import (epoch_generator, progress, resolve_device, rng_state, seed_everything,
+                      set_rng_state, to_unit)
 
 
 def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 0
@@ -66,28 +67,43 @@ class GAN:
     config: TrainConfig
     autocast: Callable[[], torch.autocast]  # bf16 on CUDA when cfg.amp; a no-op on CPU
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
     def state(self, *, classes, epoch: int, history: list[dict]) -> dict:
-        """A checkpoint dict (see :mod:`augment.checkpoint`)."""
+        """A checkpoint dict (see :mod:`augment.checkpoint`): with the EMA's step count and the
+        random generators' states, resuming from it continues the run exactly."""
         return {"hparams": self.hparams, "classes": list(classes), "epoch": epoch,
                 "config": dataclasses.asdict(self.config), "history": history,
                 "generator": self.ema.module.state_dict(),
                 "generator_raw": self.generator.state_dict(),
                 "discriminator": self.discriminator.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "ema_steps": int(self.ema.n_averaged), "rng": rng_state(self.device)}
 
-    def load(self, state: dict) -> None:
-        """Restore weights and optimizer state from a checkpoint dict (to resume).
+    def load(self, state: dict, *, classes) -> None:
+        """Restore weights, optimizer, EMA and random state from a checkpoint dict (to resume).
 
-        A checkpoint of other models (another preset, width or z_dim, or a version with other
-        layers) raises :class:`CheckpointError` instead of resuming half-loaded.
+        A checkpoint of other data (classes, image shape) or other models (another preset,
+        width or z_dim, or a version with other layers) raises :class:`CheckpointError` instead
+        of resuming half-loaded.
         """
+        theirs = (list(state.get("classes", [])), state.get("hparams"))
+        if theirs != (list(classes), self.hparams):
+            raise CheckpointError(
+                f"cannot resume: the checkpoint was trained on classes {theirs[0]} with "
+                f"{theirs[1]}, this run has {list(classes)} with {self.hparams}; train from "
+                "scratch (drop --resume, or delete the checkpoint)")
         try:
             self.ema.module.load_state_dict(state["generator"])
             self.generator.load_state_dict(state["generator_raw"])
             self.discriminator.load_state_dict(state["discriminator"])
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
-        except (RuntimeError, KeyError, ValueError) as err:
+            self.ema.n_averaged.fill_(int(state["ema_steps"]))
+            set_rng_state(state["rng"], self.device)
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise CheckpointError(
                 f"cannot resume: the checkpoint's models do not match this train config or "
                 f"version ({str(err).splitlines()[0][:200]}); train from scratch (drop "
@@ -174,7 +190,7 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
                 device=device)
     start = 0
     if resume is not None:
-        gan.load(resume)
+        gan.load(resume, classes=data.classes)
         start = int(resume["epoch"])
     x = to_unit(data.images, device).contiguous(memory_format=torch.channels_last)  # N×C×H×W
     labels = torch.as_tensor(data.labels, device=device)
@@ -182,15 +198,15 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     pool = torch.as_tensor(balanced_index(data.labels, seed=seed) if cfg.balance
                            else np.arange(len(labels)))
     n, bs = len(pool), min(cfg.batch_size, len(pool))
-    order = torch.Generator().manual_seed(seed + start)
     for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
         sums: dict[str, list] = {}  # name -> [sum, count]; tensors, so no sync per step
-        perm = pool[torch.randperm(n, generator=order)].to(device)
+        perm = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))].to(device)
         set_lr(gan, lr_factor(epoch, epochs=cfg.epochs, decay=cfg.lr_decay))
+        done = (epoch - 1) * (n // bs)  # D steps before this epoch: the count runs across epochs
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs]
             fakes, stats = d_step(gan, x[idx], labels[idx])
-            if (step + 1) % cfg.d_steps == 0:  # n_critic schedule: G every d_steps D steps
+            if (done + step + 1) % cfg.d_steps == 0:  # n_critic: G every d_steps D steps
                 stats |= g_step(gan, fakes, labels[idx])
             for k, v in stats.items():
                 acc = sums.setdefault(k, [0.0, 0])

@@ -90,7 +90,7 @@ def _fmt(row: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    """The README table: one row per ratio × variant."""
+    """The results table (benchmarks/RESULTS.md): one row per ratio × variant."""
     def ci(lo, hi):
         return "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Iterator
 
@@ -74,6 +75,8 @@ def _serve_one(conn: socket.socket) -> None:
         code = 1
         try:
             code = _child(json.loads(data), fds)
+        except BaseException:  # a crash: print its traceback, as a plain process would
+            traceback.print_exc()
         finally:
             atexit._run_exitfuncs()  # Prefect flushes its API log queue at exit
             sys.stdout.flush()

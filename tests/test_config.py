@@ -26,11 +26,13 @@ def test_configs_are_frozen():
     ("train", {"epochs": True}, "train.epochs"),
     ("train", {"preset": "biggan"}, "allowed values are 'dcgan', 'sngan', 'classic'"),
     ("train", {"betas": [0.5]}, "train.betas"),
+    ("train", {"betas": [0.5, 1.5]}, "train.betas: got 1.5; allowed range is [0, 1)"),
     ("train", {"lr_decay": 1.5}, "train.lr_decay: got 1.5; allowed range is [0, 1]"),
     ("prepare", {"val_fraction": 1.0}, "prepare.val_fraction: got 1.0; allowed range is (0, 1)"),
     ("prepare", {"channels": 2}, "prepare.channels: got 2"),
     ("synthesize", {"target": "min"}, "synthesize.target"),
     ("synthesize", {"target": {"3": -1}}, "synthesize.target"),
+    ("synthesize", {"target": {0: 500}}, "synthesize.target: key 0 is not a string; quote"),
     ("evaluate", {"variants": []}, "must not be empty"),
     ("evaluate", {"variants": ["real", "gan"]}, "evaluate.variants"),
 ])

@@ -29,6 +29,9 @@ def test_stratified_split_keeps_class_balance():
     assert held.counts().tolist() == [10, 6, 4] and keep.counts().tolist() == [40, 24, 16]
     with pytest.raises(DataError, match=r"too few images to split: c1 \(1\)"):
         D.stratified_split(fabricate_images([10, 1]), 0.2, seed=0)
+    # 3 images at a 0.15 split round to none held out: refused, not a val set without the class
+    with pytest.raises(DataError, match=r"c2 \(3\) get no image on one side .* about 7 images"):
+        D.stratified_split(fabricate_images([37, 36, 3]), 0.15, seed=0)
 
 
 def test_conform_resizes_and_converts_channels():
@@ -82,3 +85,13 @@ def test_mnist_offline_torchvision_source():
 def test_torchvision_source_missing_files(tmp_path):
     with pytest.raises(DataError, match="prepare.download: true"):
         load_source("fashion_mnist", root=str(tmp_path), download=False)
+
+
+def test_a_synthetic_set_of_other_data_is_refused():
+    train = fabricate_images([3, 3])
+    ok = (np.zeros((2, 1, 8, 8), np.uint8), np.array([0, 1]))
+    D.check_synthetic(ok, train, "syn")
+    with pytest.raises(DataError, match=r"syn: synthetic samples do not match .*3×8×8 vs 1×8×8"):
+        D.check_synthetic((np.zeros((2, 3, 8, 8), np.uint8), ok[1]), train, "syn")
+    with pytest.raises(DataError, match="labels must be 0..1"):
+        D.check_synthetic((ok[0], np.array([0, 5])), train, "syn")

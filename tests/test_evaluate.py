@@ -148,3 +148,18 @@ def test_dask_task_runner_gives_the_same_numbers(tmp_path, params, prepared):
     stages.evaluate(params, **paths("local"))
     assert (json.loads((tmp_path / "dask.json").read_text())
             == json.loads((tmp_path / "local.json").read_text()))
+
+
+def test_report_flags_a_synthetic_only_variant_without_every_class():
+    """A top-up synthetic set (balanced data: a few images, some classes none) makes the
+    `synthetic` row meaningless; the report says so instead of showing it as a quality score."""
+    from augment.stages import _synthetic_only_notes
+
+    train = fabricate_images([4, 4, 4])
+    summary = {"variants": {"real": {}, "synthetic": {}, "real+synthetic": {}}}
+    top_up = (np.zeros((3, 1, 8, 8), np.uint8), np.array([0, 0, 2]))
+    (note,) = _synthetic_only_notes(summary, train, top_up)
+    assert "`synthetic` trains on the 3 synthetic images" in note and "class(es) c1:" in note
+    full = (np.zeros((3, 1, 8, 8), np.uint8), np.array([0, 1, 2]))
+    assert _synthetic_only_notes(summary, train, full) == []
+    assert _synthetic_only_notes({"variants": {"real+synthetic": {}}}, train, top_up) == []

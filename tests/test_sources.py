@@ -17,7 +17,7 @@ from PIL import Image
 from augment import stages
 from augment.cli import main
 from augment.errors import ConfigError, DataError
-from augment.sources import load_csv, load_folder
+from augment.sources import load_csv, load_folder, load_source
 
 
 def _png(path, size=(12, 12), mode="RGB", value=None, seed=0):
@@ -93,6 +93,16 @@ def test_folder_class_not_in_fixed_list(tmp_path):
     assert data.classes == ("eel", "dog", "cat")  # the user's order
 
 
+def test_builtin_source_keeps_only_the_fixed_classes_in_their_order():
+    full, _, _, _ = load_source("digits")
+    pair, test, _, _ = load_source("digits", classes=("3", "1"))
+    assert pair.classes == ("3", "1") and test is None
+    assert np.array_equal(pair.images[pair.labels == 0], full.images[full.labels == 3])
+    assert np.array_equal(pair.images[pair.labels == 1], full.images[full.labels == 1])
+    with pytest.raises(DataError, match=r"prepare.classes: x not among digits's classes"):
+        load_source("digits", classes=("3", "x"))
+
+
 @pytest.mark.parametrize("n,needle", [(1, r"too few images to split: cat \(1\), dog \(1\)"),
                                       (2, "cannot split 4 images of 2 classes")])
 def test_too_few_images_for_the_split(tmp_path, params, n, needle):
@@ -118,6 +128,11 @@ def test_csv_manifest_loads_relative_paths(tmp_path):
     assert data.classes == ("cat", "dog") and data.images.shape == (12, 3, 8, 8) and not skipped
 
 
+def test_csv_labels_are_stripped(tmp_path):
+    data, _, _ = load_csv(make_csv(tmp_path, [(p, f" {c} ") for p, c in GOOD]))
+    assert data.classes == ("cat", "dog")
+
+
 def test_csv_custom_columns_and_missing_file(tmp_path):
     manifest = make_csv(tmp_path, GOOD + [("imgs/cat/gone.png", "cat")], columns=("file", "y"))
     data, skipped, _ = load_csv(manifest, path_column="file", label_column="y")
@@ -131,8 +146,10 @@ def test_csv_custom_columns_and_missing_file(tmp_path):
     (GOOD + [("../../etc/passwd", "cat")], ("path", "label"), {}, r"outside the manifest's folder.*line\(s\) 14"),
     (GOOD + [("/etc/passwd", "cat")], ("path", "label"), {}, "outside the manifest's folder"),
     (GOOD + [("imgs/cat/0.png", "")], ("path", "label"), {}, r"empty 'label' on line\(s\) 14"),
-    (GOOD + [("imgs/cat/0.png", "cow")], ("path", "label"), {"classes": ["cat", "dog"]},
+    (GOOD + [("imgs/cat/new.png", "cow")], ("path", "label"), {"classes": ["cat", "dog"]},
      r"label\(s\) in .* not in prepare.classes: cow"),
+    (GOOD + [("imgs/./cat/0.png", "cat")], ("path", "label"), {},
+     r"line\(s\) 14 list an image an earlier line already lists"),
 ])
 def test_bad_csv(tmp_path, rows, columns, kwargs, needle):
     with pytest.raises(DataError, match=needle):
@@ -140,7 +157,9 @@ def test_bad_csv(tmp_path, rows, columns, kwargs, needle):
 
 
 def test_csv_stage_writes_skipped_csv_and_counts(tmp_path, params, capsys):
-    manifest = make_csv(tmp_path, GOOD * 2 + [("imgs/cat/gone.png", "cat")])
+    more = [(f"imgs/{c}/{i}.png", c) for c in ("cat", "dog") for i in range(12)]
+    make_folder(tmp_path / "imgs", n=12)
+    manifest = make_csv(tmp_path, more + [("imgs/cat/gone.png", "cat")])
     params["prepare"].update(source="csv", manifest=str(manifest), max_per_class=None,
                              image_size=8, val_fraction=0.25, test_fraction=0.25)
     summary = stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))

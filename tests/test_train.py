@@ -1,5 +1,6 @@
 import dataclasses
 import hashlib
+import io
 import json
 
 import pytest
@@ -11,7 +12,7 @@ from augment.config import TrainConfig
 from augment.data import load_prepared
 from augment.errors import CheckpointError
 from augment.train import lr_factor, resolve_config, train_gan
-from conftest import fabricate_images
+from conftest import fabricate_images, tiny_params
 
 
 def _md5(path) -> str:
@@ -141,3 +142,60 @@ def test_lr_decay_falls_linearly_over_the_last_fraction_and_reaches_the_optimize
               on_epoch=lambda e, m, g: seen.extend([g.opt_g.param_groups[0]["lr"],
                                                     g.opt_d.param_groups[0]["lr"]]))
     assert seen == pytest.approx([2e-4 * f for f in (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5)])
+
+
+def _roundtrip(state: dict) -> dict:
+    """A checkpoint dict as it comes back from disk (weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def test_resume_continues_the_run_exactly():
+    """4 epochs straight = 2, then a resume from the epoch-2 checkpoint for 2 more: the same
+    weights for G, its EMA and D, bit for bit. Covers the EMA's step count (a restart of its
+    warm-up would copy G over the average), the random state (latents, DiffAugment), the batch
+    order and a G-every-2-D-steps schedule that runs across epochs (3 D steps per epoch)."""
+    data = fabricate_images([8, 8])
+    cfg = TrainConfig(epochs=4, batch_size=5, width=8, diffaug="translation", d_steps=2)
+    saved = {}
+
+    def keep(epoch, metrics, gan):
+        if epoch == 2:
+            saved.update(_roundtrip(gan.state(classes=data.classes, epoch=2, history=[])))
+
+    straight = train_gan(data, cfg, seed=3, device="cpu", on_epoch=keep)
+    resumed = train_gan(data, cfg, seed=3, device="cpu", resume=saved)
+    for a, b in ((straight.ema.module, resumed.ema.module), (straight.generator, resumed.generator),
+                 (straight.discriminator, resumed.discriminator)):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
+
+
+def test_resume_refuses_a_checkpoint_of_other_classes():
+    """Same shapes, other class list (e.g. prepare.classes reordered): labels would swap."""
+    data = fabricate_images([8, 8])
+    gan = train_gan(data, TrainConfig(epochs=1, batch_size=8, width=8), device="cpu")
+    state = _roundtrip(gan.state(classes=("cat", "dog"), epoch=1, history=[]))
+    with pytest.raises(CheckpointError, match=r"cannot resume.*\['cat', 'dog'\].*drop --resume"):
+        train_gan(data, TrainConfig(epochs=2, batch_size=8, width=8), device="cpu", resume=state)
+
+
+def test_generator_steps_follow_d_steps_across_epochs():
+    """d_steps larger than an epoch's 3 D steps: G still steps, every 4th D step overall."""
+    seen = []
+    train_gan(fabricate_images([8, 8]), TrainConfig(epochs=4, batch_size=5, width=8, d_steps=4),
+              device="cpu", on_epoch=lambda epoch, metrics, gan: seen.append("g_loss" in metrics))
+    assert seen == [False, True, True, True]  # D steps 4, 8, 12 end epochs 2, 3 and 4
+
+
+def test_resuming_a_finished_run_keeps_its_quality_report(checkpoint, prepared, judge, tmp_path):
+    """--resume at train.epochs trains nothing; quality.json still gets the final report."""
+    d = tmp_path
+    (d / "gan.pt").write_bytes(checkpoint.read_bytes())
+    stages.train(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
+                 samples=str(d / "samples.png"), logdir=str(d / "dvclive"), judge=str(judge),
+                 quality=str(d / "quality.json"), resume=True)
+    report = json.loads((d / "quality.json").read_text())
+    assert report["fid"] == json.loads((checkpoint.parent / "quality.json").read_text())["fid"]
