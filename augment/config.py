@@ -54,6 +54,12 @@ class PrepareConfig:
     # images per class, capped before splitting: train+val, and test unless the source has its own
     max_per_class: Optional[int] = field(default=None, metadata=_range(1))
 
+    def __post_init__(self):
+        twice = sorted({c for c in self.classes or () if self.classes.count(c) > 1})
+        if twice:
+            raise ConfigError(f"prepare.classes: {', '.join(twice)} listed more than once; "
+                              "list each class once")
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -197,8 +203,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             try:
                 return _coerce(option, value, key)
             except ConfigError:
-                if typing.get_origin(option) is dict and isinstance(value, Mapping) and value:
-                    raise  # a mapping that fails as the mapping option: its message is the one
+                container = {dict: Mapping, tuple: (list, tuple)}.get(typing.get_origin(option))
+                if container and isinstance(value, container) and value:
+                    raise  # a mapping or list failing as one: its own message is the useful one
         raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")
     if origin is Literal:
         if value in args and type(value) in {type(a) for a in args}:
@@ -225,6 +232,10 @@ def _coerce_sequence(tp: Any, value: Any, key: str) -> tuple:
     if len(args) == 2 and args[1] is Ellipsis:
         if not value:
             raise ConfigError(f"{key}: must not be empty; expected {describe_type(tp)}")
+        bare = [v for v in value if args[0] is str and not isinstance(v, str)]
+        if bare:  # YAML reads [3, 1] as integers; class names are strings
+            raise ConfigError(f"{key}: {bare[0]!r} is not a string; quote class names in YAML, "
+                              f"e.g. ['{bare[0]}']")
         return tuple(_coerce(args[0], v, key) for v in value)
     if len(value) != len(args):
         raise ConfigError(f"{key}: got {value!r}; expected {describe_type(tp)}")

@@ -193,14 +193,27 @@ def load_synthetic(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_synthetic(synthetic: tuple[np.ndarray, np.ndarray], train: ImageSet, directory) -> None:
-    """Refuse a synthetic set of other data (a stale or foreign folder): other image shape, or
-    labels outside the prepared classes."""
+    """Refuse a synthetic set of other data (a stale or foreign folder): other image shape,
+    labels outside the prepared classes, or (by its manifest) other class names per label."""
     images, labels = synthetic
     shape, want = images.shape[1:], train.images.shape[1:]
     labels_ok = len(labels) == len(images) and (
         len(labels) == 0 or (labels.min() >= 0 and labels.max() < len(train.classes)))
-    if shape != want or not labels_ok:
+    swapped = sorted(_manifest_names(directory).items() - dict(enumerate(train.classes)).items())
+    if shape != want or not labels_ok or swapped:
         raise DataError(f"{directory}: synthetic samples do not match the prepared data (images "
                         f"{'×'.join(map(str, shape))} vs {'×'.join(map(str, want))}, labels must "
-                        f"be 0..{len(train.classes) - 1}, one per image); re-run the synthesize "
-                        "stage (augment synthesize / dvc repro synthesize)")
+                        f"be 0..{len(train.classes) - 1}, one per image, naming the classes "
+                        f"{', '.join(train.classes)}; the manifest has {swapped or 'those'}); "
+                        "re-run the synthesize stage (augment synthesize / dvc repro synthesize)")
+
+
+def _manifest_names(directory) -> dict[int, str]:
+    """label -> class name as the synthesize stage's manifest.csv records them ({} without one)."""
+    import pandas as pd
+
+    path = Path(directory) / "manifest.csv"
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, usecols=["label", "class_name"], dtype={"class_name": str})
+    return dict(zip(table["label"].astype(int), table["class_name"]))

@@ -51,9 +51,9 @@ def rng_state(device: torch.device) -> dict:
 
 def set_rng_state(state: dict, device: torch.device) -> None:
     """Restore what :func:`rng_state` saved (the CUDA state only on the same device type)."""
-    torch.set_rng_state(state["cpu"])
+    torch.set_rng_state(state["cpu"].cpu())  # a checkpoint loaded onto the GPU holds them there
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def progress(iterable: Iterable[T], **kwargs) -> Iterable[T]:

@@ -165,12 +165,13 @@ def _check_rows(table, manifest: Path, path_column: str, label_column: str) -> N
     no_path = table[path_column].str.strip() == ""
     if no_path.any():
         raise DataError(f"{manifest}: empty {path_column!r} on line(s) {line(no_path)}")
-    escapes = ~table[path_column].map(lambda p: (root / p).resolve().is_relative_to(root))
+    resolved = table[path_column].map(lambda p: (root / p).resolve())
+    escapes = ~resolved.map(lambda p: p.is_relative_to(root))
     if escapes.any():
         raise DataError(f"{manifest}: path(s) outside the manifest's folder {root} on line(s) "
                         f"{line(escapes)} (e.g. {table[path_column][escapes].iloc[0]!r}); "
                         "paths must be relative to the CSV and stay below it")
-    repeated = table[path_column].map(lambda p: (root / p).resolve()).duplicated()
+    repeated = resolved.duplicated()
     if repeated.any():  # one image twice could land in train and in test
         raise DataError(f"{manifest}: line(s) {line(repeated)} list an image an earlier line "
                         f"already lists (e.g. {table[path_column][repeated].iloc[0]!r}); list "

@@ -324,4 +324,5 @@ def _synthetic_only_notes(summary: dict, train: D.ImageSet, fake) -> list[str]:
     return [f"Note: {', '.join(f'`{v}`' for v in only)} trains on the {len(fake[1])} synthetic "
             f"images that top the real classes up, with none of class(es) {', '.join(absent)}: "
             "it says nothing about sample quality. For that, raise `synthesize.multiple` (e.g. "
-            "2) so every class gets samples, or run `benchmarks/cas.py` (CAS)."]
+            "2, with `minority_only: false`) so every class gets samples, or run "
+            "`benchmarks/cas.py` (CAS)."]

@@ -34,8 +34,10 @@ def _class_index(key: str | int, classes: tuple[str, ...] | None, num_classes: i
     if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < num_classes:
         return key
     known = ", ".join(classes) if classes is not None else f"0..{num_classes - 1}"
+    fix = (f"an index 0..{num_classes - 1}" if isinstance(key, int) or classes is None
+           else "one of those names")
     raise DataError(f"unknown class {key!r} in the requested counts (synthesize.target); known "
-                    f"classes: {known}; use one of those names, or an index 0..{num_classes - 1}")
+                    f"classes: {known}; use {fix}")
 
 
 def balance_counts(labels, *, num_classes: int, target: Target = "max", multiple: float = 1.0,

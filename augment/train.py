@@ -93,8 +93,14 @@ class GAN:
         if theirs != (list(classes), self.hparams):
             raise CheckpointError(
                 f"cannot resume: the checkpoint was trained on classes {theirs[0]} with "
-                f"{theirs[1]}, this run has {list(classes)} with {self.hparams}; train from "
-                "scratch (drop --resume, or delete the checkpoint)")
+                f"{theirs[1]}, this run has {list(classes)} with {self.hparams}; set train.preset"
+                " / z_dim / width to the checkpoint's, or train from scratch (drop --resume, or "
+                "delete the checkpoint)")
+        if not {"ema_steps", "rng"} <= set(state):
+            raise CheckpointError(
+                "cannot resume: the checkpoint was written by an earlier version, without the "
+                "EMA step count and random state an exact resume needs; train from scratch "
+                "(drop --resume, or delete the checkpoint)")
         try:
             self.ema.module.load_state_dict(state["generator"])
             self.generator.load_state_dict(state["generator_raw"])

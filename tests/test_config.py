@@ -30,6 +30,8 @@ def test_configs_are_frozen():
     ("train", {"lr_decay": 1.5}, "train.lr_decay: got 1.5; allowed range is [0, 1]"),
     ("prepare", {"val_fraction": 1.0}, "prepare.val_fraction: got 1.0; allowed range is (0, 1)"),
     ("prepare", {"channels": 2}, "prepare.channels: got 2"),
+    ("prepare", {"classes": [3, 1]}, "prepare.classes: 3 is not a string; quote"),
+    ("prepare", {"classes": ["3", "1", "3"]}, "prepare.classes: 3 listed more than once"),
     ("synthesize", {"target": "min"}, "synthesize.target"),
     ("synthesize", {"target": {"3": -1}}, "synthesize.target"),
     ("synthesize", {"target": {0: 500}}, "synthesize.target: key 0 is not a string; quote"),

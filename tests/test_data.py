@@ -87,7 +87,7 @@ def test_torchvision_source_missing_files(tmp_path):
         load_source("fashion_mnist", root=str(tmp_path), download=False)
 
 
-def test_a_synthetic_set_of_other_data_is_refused():
+def test_a_synthetic_set_of_other_data_is_refused(tmp_path):
     train = fabricate_images([3, 3])
     ok = (np.zeros((2, 1, 8, 8), np.uint8), np.array([0, 1]))
     D.check_synthetic(ok, train, "syn")
@@ -95,3 +95,10 @@ def test_a_synthetic_set_of_other_data_is_refused():
         D.check_synthetic((np.zeros((2, 3, 8, 8), np.uint8), ok[1]), train, "syn")
     with pytest.raises(DataError, match="labels must be 0..1"):
         D.check_synthetic((ok[0], np.array([0, 5])), train, "syn")
+    # same shapes and classes, other order (prepare.classes reordered since): labels would swap
+    (tmp_path / "manifest.csv").write_text("path,label,class_name,source\na.png,0,c1,gan\n"
+                                           "b.png,1,c0,gan\n")
+    with pytest.raises(DataError, match=r"the manifest has \[\(0, 'c1'\), \(1, 'c0'\)\]"):
+        D.check_synthetic(ok, train, tmp_path)
+    (tmp_path / "manifest.csv").write_text("path,label,class_name,source\na.png,0,c0,gan\n")
+    D.check_synthetic(ok, train, tmp_path)

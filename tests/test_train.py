@@ -166,7 +166,10 @@ def test_resume_continues_the_run_exactly():
             saved.update(_roundtrip(gan.state(classes=data.classes, epoch=2, history=[])))
 
     straight = train_gan(data, cfg, seed=3, device="cpu", on_epoch=keep)
-    resumed = train_gan(data, cfg, seed=3, device="cpu", resume=saved)
+    ran = []
+    resumed = train_gan(data, cfg, seed=3, device="cpu", resume=saved,
+                        on_epoch=lambda epoch, metrics, gan: ran.append(epoch))
+    assert ran == [3, 4]
     for a, b in ((straight.ema.module, resumed.ema.module), (straight.generator, resumed.generator),
                  (straight.discriminator, resumed.discriminator)):
         for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
@@ -179,6 +182,15 @@ def test_resume_refuses_a_checkpoint_of_other_classes():
     gan = train_gan(data, TrainConfig(epochs=1, batch_size=8, width=8), device="cpu")
     state = _roundtrip(gan.state(classes=("cat", "dog"), epoch=1, history=[]))
     with pytest.raises(CheckpointError, match=r"cannot resume.*\['cat', 'dog'\].*drop --resume"):
+        train_gan(data, TrainConfig(epochs=2, batch_size=8, width=8), device="cpu", resume=state)
+
+
+def test_resume_refuses_a_checkpoint_from_before_exact_resume():
+    data = fabricate_images([8, 8])
+    gan = train_gan(data, TrainConfig(epochs=1, batch_size=8, width=8), device="cpu")
+    state = _roundtrip(gan.state(classes=data.classes, epoch=1, history=[]))
+    del state["ema_steps"], state["rng"]
+    with pytest.raises(CheckpointError, match="written by an earlier version.*drop --resume"):
         train_gan(data, TrainConfig(epochs=2, batch_size=8, width=8), device="cpu", resume=state)
 
 
