@@ -26,12 +26,15 @@ from .runtime import (epoch_generator, progress, resolve_device, rng_state, seed
                       set_rng_state, to_unit)
 
 
-def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 0
-                   ) -> TrainConfig:
+def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 0,
+                   repeat: float = 1.0) -> TrainConfig:
     """Fill the settings left as None with the preset's defaults (width and batch size by
-    device, width also by image size)."""
+    device, width also by image size, DiffAugment by how often balanced epochs ``repeat`` the
+    rarest class's images relative to the largest class's)."""
     preset = PRESETS[cfg.preset]
     fill = {k: v for k, v in preset.defaults.items() if getattr(cfg, k) is None}
+    if cfg.diffaug is None:
+        fill["diffaug"] = preset.default_diffaug(repeat)
     if cfg.width is None:
         fill["width"] = preset.default_width(device.type, image_size)
     if cfg.batch_size is None:
@@ -190,7 +193,9 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     checkpoints there. ``resume`` is a checkpoint dict to continue from.
     """
     device = resolve_device(device)
-    cfg = resolve_config(cfg, device, image_size=data.images.shape[-1])
+    counts = data.counts()  # balanced epochs show the rarest class n_max / n_min times as often
+    repeat = counts.max() / max(counts.min(), 1) if cfg.balance else 1.0
+    cfg = resolve_config(cfg, device, image_size=data.images.shape[-1], repeat=repeat)
     seed_everything(seed)
     gan = setup(cfg, image_shape=data.images.shape[1:], num_classes=len(data.classes),
                 device=device)

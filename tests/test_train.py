@@ -45,6 +45,20 @@ def test_preset_defaults_fill_only_unset_keys():
     assert resolve_config(TrainConfig(), torch.device("cpu")).ms_weight == 0.2
     assert resolve_config(TrainConfig(preset="classic"), torch.device("cpu")).ms_weight == 0.0
     assert resolve_config(TrainConfig(ms_weight=0.0), torch.device("cpu")).ms_weight == 0.0
+    # DiffAugment: dcgan's off, on when balanced epochs repeat a tail class's images >= 30x;
+    # an explicit policy always wins, and the textbook recipe never gets one
+    cpu = torch.device("cpu")
+    assert [resolve_config(TrainConfig(), cpu, repeat=r).diffaug for r in (1.0, 29.9, 30.0)] \
+        == ["", "", "translation,cutout"]
+    assert resolve_config(TrainConfig(diffaug=""), cpu, repeat=100.0).diffaug == ""
+    assert resolve_config(TrainConfig(preset="classic"), cpu, repeat=100.0).diffaug == ""
+
+
+def test_a_long_tail_turns_diffaugment_on_only_with_balanced_epochs():
+    tail = fabricate_images([60, 2])  # balanced epochs repeat class 1's images 30x
+    on = train_gan(tail, TrainConfig(epochs=1, batch_size=16, width=8, balance=True), device="cpu")
+    off = train_gan(tail, TrainConfig(epochs=1, batch_size=16, width=8), device="cpu")
+    assert (on.config.diffaug, off.config.diffaug) == ("translation,cutout", "")
 
 
 def test_checkpoint_is_weights_only_and_complete(checkpoint):
