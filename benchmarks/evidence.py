@@ -30,12 +30,15 @@ SOURCES = {"digits": {"source": "digits"},
 
 
 def override(params: dict, assignments: list[str]) -> dict:
-    """``section.key=value`` (value parsed as YAML), like ``dvc exp run -S``."""
+    """``section.key=value`` or ``seed=value`` (value parsed as YAML), like ``dvc exp run -S``."""
     params = copy.deepcopy(params)
     for item in assignments:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
-        params[section][name] = yaml.safe_load(value)
+        if name:
+            params[section][name] = yaml.safe_load(value)
+        else:  # a top-level key: the shared seed
+            params[section] = yaml.safe_load(value)
     return params
 
 
