@@ -110,7 +110,7 @@ class TrainConfig:
     # mode-seeking term (MSGAN); None = preset default (conv presets 0.2, classic 0)
     ms_weight: Optional[float] = field(default=None, metadata=_range(0))
     gp_weight: float = field(default=10.0, metadata=_range(0))
-    amp: bool = True  # mixed precision, used on CUDA only
+    amp: bool = True  # bf16 autocast where native: CUDA, CPUs with AMX / AVX512-BF16
     device: Device = "auto"
     checkpoint_every: int = field(default=10, metadata=_range(1))  # epochs; also FID etc.
     grid_per_class: int = field(default=8, metadata=_range(1, 64))
@@ -131,7 +131,7 @@ class SynthesizeConfig:
     filter_threshold: float = field(default=0.0, metadata=_range(0, 1, hi_open=True))  # 0 = off
     max_draws: float = field(default=20.0, metadata=_range(1))  # per class, × requested
     minority_only: bool = False  # fill only the minority classes (bottom 30 % by train count)
-    amp: bool = True  # bf16 autocast, CUDA only
+    amp: bool = True  # bf16 autocast where native: CUDA, CPUs with AMX / AVX512-BF16
     device: Device = "auto"
 
     def __post_init__(self):

@@ -20,7 +20,7 @@ from torch import nn
 from .checkpoint import load_generator
 from .errors import DataError
 from .io import atomic_path, save_arrays
-from .runtime import progress, resolve_device, to_uint8
+from .runtime import mixed_precision, progress, resolve_device, to_uint8
 
 Filter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels) -> keep mask
 
@@ -74,7 +74,8 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
     ``(z, y)``; ``counts`` is ``{class: n}`` (index, or name for checkpoints) or one int for
     every class. Returns ``(images uint8 N×C×H×W, labels int64 N)`` on the CPU, sorted by class.
     The same seed gives the same images whatever ``batch_size`` is (noise is drawn up front).
-    ``amp``: bf16 autocast on CUDA (images are rounded to uint8 anyway); ignored on the CPU.
+    ``amp``: bf16 autocast where the device runs it natively (CUDA; CPUs with AMX or
+    AVX512-BF16); the images are rounded to uint8 anyway.
     ``keep(images, labels) -> bool mask`` filters samples (e.g. :func:`augment.judge.
     confidence_filter`); rejected ones are replaced by fresh draws so the counts stay exact, up
     to ``max_draws`` × the requested count per class (at least 100 draws), beyond which it
@@ -114,7 +115,7 @@ def _generate(generator: nn.Module, labels: torch.Tensor, rng: torch.Generator, 
               batch_size: int, device: torch.device, amp: bool) -> torch.Tensor:
     """uint8 images for ``labels``; noise N×z_dim is drawn from ``rng`` up front, in order."""
     noise = torch.randn(len(labels), generator.hparams["z_dim"], generator=rng)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+    with mixed_precision(device, amp)():
         chunks = [to_uint8(generator(z.to(device), y.to(device)))
                   for z, y in progress(zip(noise.split(batch_size), labels.split(batch_size)),
                                        desc="synthesize", total=-(-len(labels) // batch_size))]

@@ -22,8 +22,8 @@ from .diffaug import make_diffaug
 from .errors import CheckpointError
 from .losses import GANLoss, make_loss
 from .models import PRESETS, build_discriminator, build_generator
-from .runtime import (epoch_generator, progress, resolve_device, rng_state, seed_everything,
-                      set_rng_state, to_unit)
+from .runtime import (epoch_generator, mixed_precision, progress, resolve_device, rng_state,
+                      seed_everything, set_rng_state, to_unit)
 
 
 def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 0,
@@ -68,7 +68,7 @@ class GAN:
     loss: GANLoss
     hparams: dict
     config: TrainConfig
-    autocast: Callable[[], torch.autocast]  # bf16 on CUDA when cfg.amp; a no-op on CPU
+    autocast: Callable[[], torch.autocast]  # bf16 when cfg.amp and the device runs it natively
 
     @property
     def device(self) -> torch.device:
@@ -128,15 +128,12 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
     g = build_generator(hparams).to(device, memory_format=torch.channels_last)
     d = build_discriminator(hparams).to(device, memory_format=torch.channels_last)
     ema = AveragedModel(g, multi_avg_fn=ema_rampup(cfg.ema_decay), use_buffers=True)
-    amp = cfg.amp and device.type == "cuda"
     loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
                      r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight)
     return GAN(g, ema, d,
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
-               loss, hparams, cfg,
-               # bf16 keeps fp32's exponent range, so no loss scaling is needed.
-               lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp))
+               loss, hparams, cfg, mixed_precision(device, cfg.amp))
 
 
 def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:

@@ -41,6 +41,7 @@ from augment.fidelity import fidelity_report
 from augment.io import atomic_path, write_json
 from augment.judge import confidence_filter
 from augment.models import build_generator
+from augment.runtime import bf16_native, resolve_device
 from augment.sources import load_source
 from augment.synthesize import synthesize
 from augment.train import train_gan
@@ -146,24 +147,26 @@ def cas(generator, n_per_class: int, splits: dict, *, seed: int, epochs: int, re
 
 
 def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int,
-                   filter_threshold: float, repeats: int = 1, device: str = "cpu") -> dict:
-    """CAS (and CAS of judge-filtered samples), domain FID, judge accuracy of one snapshot."""
+                   filter_threshold: float, repeats: int = 1, device: str = "cpu",
+                   amp: bool = True) -> dict:
+    """CAS (and CAS of judge-filtered samples), domain FID, judge accuracy of one snapshot;
+    ``amp``: sample in bf16 where native, as the training run did."""
     generator = build_generator(snap["hparams"]).to(device)
     generator.load_state_dict(snap["state"])
     train = splits["train"]
     n_per_class = -(-len(train.labels) // len(train.classes))  # balanced, ≈ real train size
     scoring = dict(seed=seed, epochs=epochs, repeats=repeats, device=device)
-    scores = cas(generator, n_per_class, splits, **scoring)
+    scores = cas(generator, n_per_class, splits, **scoring, amp=amp)
     recall = scores.pop("recall")
     scores |= {"recall_min": float(recall.min()),
                "recall_min_class": train.classes[int(recall.argmin())],
                "recall": [round(float(r), 4) for r in recall]}
     if filter_threshold > 0:
-        scores["cas_filtered"] = cas(generator, n_per_class, splits, **scoring,
+        scores["cas_filtered"] = cas(generator, n_per_class, splits, **scoring, amp=amp,
                                      keep=confidence_filter(judge, filter_threshold),
                                      max_draws=1000)["cas"]
     like_real, like_labels = synthesize(generator, dict(enumerate(train.counts().tolist())),
-                                        seed=seed + 1, device=device)
+                                        seed=seed + 1, device=device, amp=amp)
     quality = fidelity_report(judge, train, like_real.numpy(), like_labels.numpy())
     return {**scores, "fid": quality["fid"], "judge_accuracy": quality["judge_accuracy"],
             "diversity_min": quality["diversity_min"]}
@@ -182,22 +185,23 @@ def run(args) -> pd.DataFrame:
             name, _, width = spec.partition(":")
             lr = args.lr if name != "classic" else None  # classic stays the textbook recipe
             extra = dict(args.set) if name != "classic" else {}
-            cfg = TrainConfig(preset=name, epochs=args.epochs,
+            cfg = TrainConfig(preset=name, epochs=args.epochs, amp=args.amp,
                               batch_size=int(batch) if batch else args.batch_size,
                               lr_g=lr, lr_d=lr, width=int(width) if width else None, **extra)
             for snap in train_with_snapshots(train, cfg, seed=seed, budget=args.budget,
                                              fractions=args.fractions, device=args.device):
                 row = {"data": args.data, "seed": seed, "preset": preset, "trtr": trtr,
+                       "bf16": args.amp and bf16_native(resolve_device(args.device)),
                        "fraction": snap["fraction"], "seconds": round(snap["seconds"], 1),
                        "epoch": snap["epoch"],
                        **score_snapshot(snap, splits, judge, seed=seed, epochs=args.clf_epochs,
                                         filter_threshold=args.filter, repeats=args.repeats,
-                                        device=args.device)}
+                                        device=args.device, amp=args.amp)}
                 row["cas_over_trtr"] = row["cas"] / trtr
                 rows.append(row)
                 print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in row.items()
-                                       if k not in ("data", "trtr", "recall")),
+                                       if k not in ("data", "trtr", "recall", "bf16")),
                       flush=True)
     return pd.DataFrame(rows)
 
@@ -259,6 +263,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu",
                         help="cpu or cuda: GAN training, synthesis and the CAS classifiers "
                              "(cuda uses each preset's CUDA defaults: width, batch size, AMP)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                        help="train.amp of every preset, and sampling: bf16 autocast where the "
+                             "device runs it natively (CUDA; CPUs with AMX / AVX512-BF16); each "
+                             "row's bf16 column says whether it was on")
     parser.add_argument("--clf-epochs", type=int, default=15, help="CAS/TRTR classifier epochs")
     parser.add_argument("--repeats", type=int, default=1,
                         help="CAS and TRTR: mean of this many classifier fits (CAS: each on its "

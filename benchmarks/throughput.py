@@ -5,9 +5,11 @@ For each shape (digits 8×8×1, MNIST 28×28×1, RGB 32×32×3 and 64×64×3) ×
                       timed over --steps steps after a warm-up, device synchronised
   synthesis images/s  augment.synthesize() of 16k images (after one warm-up call), uint8 on CPU
 Plus the train stage's work on digits with params.yaml's train section (what `dvc repro` runs).
-AMP (bf16 autocast) is on where CUDA is present, as in the pipeline. Prints a table, writes json.
+AMP (bf16 autocast) is on where the device runs bf16 natively (CUDA; CPUs with AMX or
+AVX512-BF16), as in the pipeline; --no-amp measures fp32. Prints a table, writes json.
 
     python benchmarks/throughput.py                       # CPU here: small batches only
+    OMP_NUM_THREADS=1 python benchmarks/throughput.py --batches 32 64 --no-amp --name t_fp32
     python benchmarks/throughput.py --batches 256 1024 4096 --name throughput_h100
 """
 
@@ -25,7 +27,7 @@ import yaml
 from augment.config import TrainConfig, stage_config
 from augment.data import ImageSet
 from augment.io import write_json
-from augment.runtime import resolve_device
+from augment.runtime import bf16_native, resolve_device
 from augment.sources import load_digits_source
 from augment.synthesize import synthesize
 from augment.runtime import to_unit
@@ -55,11 +57,13 @@ def timed_train(data: ImageSet, cfg: TrainConfig, device: torch.device) -> float
     return time.perf_counter() - t0
 
 
-def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.device) -> float:
+def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.device,
+               amp: bool = True) -> float:
     """Steady-state real images/s of the D+G step pair, after ≥ 1 s and ≥ ``steps`` // 4 steps
     of warm-up (cuDNN autotuning; an idle GPU's clocks ramp up over the first second)."""
     channels, size = SHAPES[shape]
-    cfg = resolve_config(TrainConfig(preset=preset, batch_size=batch), device, image_size=size)
+    cfg = resolve_config(TrainConfig(preset=preset, batch_size=batch, amp=amp), device,
+                         image_size=size)
     gan = setup(cfg, image_shape=(channels, size, size), num_classes=10, device=device)
     x = to_unit(random_set(channels, size, batch).images, device).contiguous(
         memory_format=torch.channels_last)  # as train_gan feeds it
@@ -76,23 +80,25 @@ def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.de
     return batch * steps / (time.perf_counter() - t0)
 
 
-def synth_rate(shape: str, preset: str, batch: int, device: torch.device, n: int = 16384) -> float:
+def synth_rate(shape: str, preset: str, batch: int, device: torch.device, amp: bool = True,
+               n: int = 16384) -> float:
     channels, size = SHAPES[shape]
     cfg = resolve_config(TrainConfig(preset=preset), device, image_size=size)
     generator = setup(cfg, image_shape=(channels, size, size), num_classes=10,
                       device=device).ema.module
-    synthesize(generator, n // 10, batch_size=batch, device=device)  # warm-up
+    synthesize(generator, n // 10, batch_size=batch, device=device, amp=amp)  # warm-up
     sync(device)
     t0 = time.perf_counter()
-    images, _ = synthesize(generator, n // 10, batch_size=batch, device=device)
+    images, _ = synthesize(generator, n // 10, batch_size=batch, device=device, amp=amp)
     return len(images) / (time.perf_counter() - t0)
 
 
-def train_stage_seconds(device: torch.device, epochs: int | None = None) -> dict:
+def train_stage_seconds(device: torch.device, epochs: int | None = None, amp: bool = True
+                        ) -> dict:
     """train_gan on digits (all 1,797 images' train share) with params.yaml's train section."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     cfg = stage_config(params, "train")
-    cfg = dataclasses.replace(cfg, epochs=epochs or cfg.epochs)
+    cfg = dataclasses.replace(cfg, epochs=epochs or cfg.epochs, amp=amp)
     pool, _ = load_digits_source()
     data = pool.subset(np.arange(int(len(pool.labels) * 0.68)))  # ≈ the train split's size
     seconds = timed_train(data, dataclasses.replace(cfg, device=device.type), device)
@@ -108,6 +114,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
     parser.add_argument("--stage-epochs", type=int, default=None,
                         help="train-stage epochs (default: params.yaml; 0: skip)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                        help="bf16 autocast where native (the default), or fp32 (--no-amp)")
     parser.add_argument("--name", default="throughput", help="results/<name>.json")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
@@ -115,8 +123,10 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
     torch.ones(1, device=device).sum().item()  # CUDA context start-up stays out of the timings
-    print(f"device: {name}; torch {torch.__version__}")
-    stage = None if args.stage_epochs == 0 else train_stage_seconds(device, args.stage_epochs)
+    bf16 = args.amp and bf16_native(device)
+    print(f"device: {name}; torch {torch.__version__}; {'bf16 autocast' if bf16 else 'fp32'}")
+    stage = (None if args.stage_epochs == 0 else
+             train_stage_seconds(device, args.stage_epochs, amp=args.amp))
     if stage:
         print(f"train stage work (digits, {stage['epochs']} epochs, {stage['images']} images): "
               f"{stage['seconds']:.1f} s")
@@ -126,13 +136,15 @@ def main() -> None:
         for preset in args.presets:
             for batch in args.batches:
                 row = {"shape": shape, "preset": preset, "batch": batch,
-                       "train_img_s": train_rate(shape, preset, batch, args.steps, device),
-                       "synth_img_s": synth_rate(shape, preset, batch, device)}
+                       "train_img_s": train_rate(shape, preset, batch, args.steps, device,
+                                                 amp=args.amp),
+                       "synth_img_s": synth_rate(shape, preset, batch, device, amp=args.amp)}
                 rows.append(row)
                 print(f"{shape:<9}{preset:<9}{batch:>7}{row['train_img_s']:>14,.0f}"
                       f"{row['synth_img_s']:>14,.0f}", flush=True)
-                write_json(out, {"device": name, "torch": torch.__version__, "amp": True,
-                           "train_stage": stage, "rows": rows})  # each row: a cut-off run keeps its rows
+                write_json(out, {"device": name, "torch": torch.__version__, "amp": args.amp,
+                                 "bf16": bf16, "train_stage": stage, "rows": rows})
+                # written after each row: a cut-off run keeps the rows it has
 
 
 if __name__ == "__main__":

@@ -225,3 +225,32 @@ def test_resuming_a_finished_run_keeps_its_quality_report(checkpoint, prepared, 
                  quality=str(d / "quality.json"), resume=True)
     report = json.loads((d / "quality.json").read_text())
     assert report["fid"] == json.loads((checkpoint.parent / "quality.json").read_text())["fid"]
+
+
+def test_mixed_precision_only_where_the_device_runs_bf16_natively(monkeypatch):
+    """amp on a CPU without AMX / AVX512-BF16 stays fp32 (emulated bf16 is slower); with one,
+    G's convolutions run in bf16 while the weights, optimizer state and EMA stay fp32."""
+    from augment import runtime
+    data = fabricate_images([8, 8])
+    cfg = TrainConfig(epochs=1, batch_size=8, width=8)
+    for native in (False, True):
+        monkeypatch.setattr(runtime, "bf16_native", lambda device, native=native: native)
+        gan = train_gan(data, cfg, device="cpu")
+        with gan.autocast():
+            fake = gan.generator(torch.randn(2, cfg.z_dim), torch.tensor([0, 1]))
+        assert fake.dtype == (torch.bfloat16 if native else torch.float32)
+        assert {p.dtype for p in gan.ema.module.parameters()} == {torch.float32}
+    monkeypatch.undo()
+    off = train_gan(data, dataclasses.replace(cfg, amp=False), device="cpu")
+    with off.autocast():
+        assert off.generator(torch.randn(2, cfg.z_dim), torch.tensor([0, 1])).dtype == torch.float32
+
+
+def test_bf16_native_probes_the_cpu(monkeypatch):
+    from augment.runtime import bf16_native
+    for amx, avx512_bf16, expected in ((False, False, False), (True, False, True),
+                                       (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v,
+                            raising=False)
+        assert bf16_native(torch.device("cpu")) is expected
