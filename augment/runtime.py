@@ -29,11 +29,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def bf16_native(device: torch.device) -> bool:
     """Whether ``device`` runs bf16 convolutions and matmuls natively, i.e. faster than fp32:
-    CUDA GPUs with bf16, and CPUs with AMX or AVX512-BF16 (oneDNN's bf16 kernels; on one core
+    CUDA GPUs with bf16 units, and CPUs with AMX or AVX512-BF16 (oneDNN's bf16 kernels; on one core
     of a Xeon with AMX, ``dcgan`` trained 1.5x as many 28×28 images/s, 1.1x at 8×8). Other
     CPUs would emulate bf16, slower than fp32, so mixed precision stays off there."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and later
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu, private
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 

@@ -254,3 +254,11 @@ def test_bf16_native_probes_the_cpu(monkeypatch):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v,
                             raising=False)
         assert bf16_native(torch.device("cpu")) is expected
+
+
+def test_bf16_native_on_cuda_means_hardware_bf16(monkeypatch):
+    """Pre-Ampere GPUs emulate bf16 (torch's default check counts emulation): not native."""
+    from augment.runtime import bf16_native
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: including_emulation)
+    assert bf16_native(torch.device("cuda")) is False
