@@ -88,5 +88,8 @@ def to_unit(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Te
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float in [-1, 1] → uint8 in [0, 255] on the CPU (round to nearest)."""
-    return x.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255).to("cpu", torch.uint8)
+    """float in [-1, 1] → uint8 in [0, 255] on the CPU (round to nearest). Converted where ``x``
+    is, then copied: ``.to("cpu", torch.uint8)`` would ship the floats (4x the bytes) and
+    convert them on the host."""
+    pixels = x.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255)
+    return pixels.to(torch.uint8).contiguous().cpu()

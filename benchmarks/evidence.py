@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import yaml
 
 from augment import stages
 from augment.config import load_params
+from augment.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"digits": {"source": "digits"},
@@ -118,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="params override (repeatable), e.g. --set evaluate.seeds=5")
     parser.add_argument("--balanced-multiple", type=float, default=2.0,
                         help="synthesize.multiple at ratio 1 (a balanced set has no gap to fill)")
-    parser.add_argument("--work", default="/tmp/augment-evidence")
+    parser.add_argument("--work", default=None,
+                        help="stage outputs (default: a fresh temp folder, so runs side by "
+                             "side cannot overwrite each other's)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default=None)
     parser.add_argument("--markdown", metavar="JSON", help="only print the table of a result")
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.markdown:
         return print(markdown(json.loads(Path(args.markdown).read_text())))
 
+    work = Path(args.work or tempfile.mkdtemp(prefix="augment-evidence-"))
+    print(f"stage outputs under {work}")
     base = override(load_params(ROOT / "params.yaml"), args.set)
     base["prepare"].update(SOURCES[args.data])
     report = {"data": args.data, "overrides": args.set, "runs": []}
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         params["prepare"]["imbalance_ratio"] = ratio
         if ratio == 1:
             params["synthesize"]["multiple"] = args.balanced_multiple
-        results, seconds = run_pipeline(params, Path(args.work) / f"{args.data}_r{ratio:g}")
+        results, seconds = run_pipeline(params, work / f"{args.data}_r{ratio:g}")
         rows = rows_of(args.data, ratio, results)
         for row in rows:
             print(_fmt(row), flush=True)
@@ -148,8 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                                "verdict": results["evaluate"]["verdict"],
                                "baseline": results["evaluate"]["baseline"]})
         out = Path(args.out) / f"{args.name or 'evidence_' + args.data}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1))  # after every ratio: partial runs survive
+        write_json(out, report)  # after every ratio: partial runs survive
     print(markdown(report))
 
 

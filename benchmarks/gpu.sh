@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of one device lease, in one call (benchmarks/RESULTS.md, "GPU"):
+#   0. the CUDA-only tests (tests/test_cuda.py: bf16 probe, GPU checkpoint on the CPU, resume);
 #   1. throughput: train and synthesis images/s, AMP on, batch sizes 64 to 4,096
 #      (THROUGHPUT_ARGS picks shapes / presets; default every shape and preset);
 #   2. MNIST CAS time-to-quality, 3 seeds: classic and dcgan at the presets' CUDA defaults
@@ -9,12 +10,20 @@
 # Each part has its own time limit so a slow one cannot eat the other; results land in $OUT
 # (default benchmarks/results). On a CUDA machine:
 #   MNIST_ROOT=dir/holding/MNIST/raw bash benchmarks/gpu.sh [CAS seconds per run, default 75]
+# The python3 there needs torch, torchvision, scikit-learn, pandas, PyYAML, pytest and
+# albumentations (cas.py scores with the evaluate stage's code, which imports it); a machine
+# without the last can take wheels (albumentations, albucore, pydantic, pydantic-core,
+# annotated-types, typing-inspection, stringzilla, simsimd) on PYTHONPATH.
 set -u
 out=${OUT:-benchmarks/results}
 budget=${1:-75}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+python3 -W ignore -c "import albumentations, sklearn, pandas, yaml, pytest, torchvision" || {
+    echo "gpu.sh: a package above is missing from this python3: install it or put wheels on" \
+         "PYTHONPATH (header of this script)"; exit 1; }
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$out/gpu_smi.txt"
+timeout 120 python3 -m pytest -q -rA -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
 # shellcheck disable=SC2086  # THROUGHPUT_ARGS is a list of options
 timeout 240 python3 benchmarks/throughput.py --batches 64 256 1024 4096 ${THROUGHPUT_ARGS:-} \
     --name throughput_gpu --out "$out" 2>&1 | tee "$out/throughput_gpu.log"

@@ -1,0 +1,77 @@
+"""CUDA-only checks: skipped on machines without a GPU (CI), run on a lent one by
+``benchmarks/gpu.sh``. They cover what the CPU suite cannot: the bf16 probe on real hardware,
+a checkpoint trained on the GPU used on the CPU, and resuming a GPU run."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from augment.checkpoint import save_checkpoint
+from augment.config import TrainConfig
+from augment.runtime import bf16_native, to_uint8
+from augment.synthesize import synthesize
+from augment.train import train_gan
+from conftest import fabricate_images
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+CFG = TrainConfig(epochs=4, batch_size=8, width=8, diffaug="translation,cutout")
+
+
+def test_bf16_native_is_true_from_ampere_on():
+    major, _ = torch.cuda.get_device_capability()
+    assert bf16_native(torch.device("cuda")) is (major >= 8)
+
+
+def test_to_uint8_converts_on_the_gpu_to_the_same_bytes():
+    x = torch.randn(64, 3, 32, 32, device="cuda").contiguous(memory_format=torch.channels_last)
+    images = to_uint8(x)
+    assert images.device.type == "cpu" and images.dtype == torch.uint8 and images.is_contiguous()
+    assert torch.equal(images, to_uint8(x.cpu()))
+
+
+def test_gpu_checkpoint_synthesizes_the_same_images_on_the_cpu(tmp_path):
+    """Train on the GPU, sample from the checkpoint on either device: same noise (drawn on the
+    CPU from the seed), so the same images up to fp32/TF32 rounding."""
+    data = fabricate_images([12, 9, 7], size=16)
+    gan = train_gan(data, CFG, seed=1, device="cuda")
+    save_checkpoint(tmp_path / "g.pt", gan.state(classes=data.classes, epoch=4, history=[]))
+    counts = {"c0": 3, "c2": 5}
+    gpu, gpu_labels = synthesize(tmp_path / "g.pt", counts, seed=2, device="cuda", amp=False)
+    cpu, cpu_labels = synthesize(tmp_path / "g.pt", counts, seed=2, device="cpu", amp=False)
+    assert gpu.shape == (8, 1, 16, 16) and gpu.dtype == torch.uint8 and gpu.device.type == "cpu"
+    assert gpu_labels.tolist() == cpu_labels.tolist() == [0] * 3 + [2] * 5
+    diff = (gpu.int() - cpu.int()).abs().float()
+    assert diff.mean() < 0.5 and diff.max() <= 8, (diff.mean(), diff.max())
+
+
+def _max_weight_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    return max((x.float() - y.float()).abs().max().item()
+               for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_gpu_resume_continues_the_run(monkeypatch):
+    """4 epochs straight against 2 + a resume for 2 on the GPU. Atomics in cuDNN/scatter
+    backward make GPU runs not bit-exact, so the check is a tolerance, with another seed as
+    the control that a resume drawing other latents or batches would look like."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    data = fabricate_images([8, 8])
+    saved = {}
+
+    def keep(epoch, metrics, gan):
+        if epoch == 2:  # through the CPU, as load_checkpoint(map_location="cpu") hands it over
+            buffer = io.BytesIO()
+            torch.save(gan.state(classes=data.classes, epoch=2, history=[]), buffer)
+            buffer.seek(0)
+            saved.update(torch.load(buffer, map_location="cpu", weights_only=True))
+
+    straight = train_gan(data, CFG, seed=3, device="cuda", on_epoch=keep)
+    resumed = train_gan(data, CFG, seed=3, device="cuda", resume=saved)
+    other = train_gan(data, CFG, seed=4, device="cuda")
+    for part in ("generator", "discriminator"):
+        same = _max_weight_diff(getattr(straight, part), getattr(resumed, part))
+        control = _max_weight_diff(getattr(straight, part), getattr(other, part))
+        assert same < 1e-3 < control, (part, same, control)
