@@ -9,6 +9,13 @@ against ``real`` and the best non-GAN baseline, and the verdict. Prints a table,
     python benchmarks/evidence.py --data digits --ratios 1 10 100
     python benchmarks/evidence.py --data mnist --ratios 1 10 100 --set train.preset=classic \\
         --set train.epochs=60 --set evaluate.width=16 --set evaluate.epochs=8
+
+One run's intervals pair the classifier seeds around one split and one GAN. ``--combine`` takes
+runs of other top-level seeds (``--set seed=S``: another split, GAN and classifiers) as
+replicates and compares variants by their per-run differences, so the GAN's own run-to-run
+spread is inside the interval:
+
+    python benchmarks/evidence.py --combine ev_seed0 ev_seed1 ev_seed2 --name ev_combined
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from augment import stages
+from augment.analysis import paired
 from augment.config import load_params
 from augment.io import write_json
 
@@ -112,6 +121,31 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+# (a, b): is a better than b? The GAN's contribution, each against its non-GAN counterpart.
+COMPARISONS = (("real+synthetic", "real"), ("real+synthetic", "real+oversample"),
+               ("real+synthetic+classic", "real+oversample+classic"), ("synthetic", "real"))
+
+
+def combine(names: list[str], out_dir: Path) -> dict:
+    """Per ratio: each variant's balanced accuracy over the runs, and COMPARISONS as paired
+    differences over runs (mean, 95 % t-interval, p, how many runs a beat b)."""
+    runs = [run for name in names
+            for run in json.loads((out_dir / f"{name}.json").read_text())["runs"]]
+    report = {"combined_from": names, "ratios": []}
+    for ratio in sorted({run["ratio"] for run in runs}):
+        acc = pd.DataFrame([{r["variant"]: r["bal_acc"] for r in run["rows"]}
+                            for run in runs if run["ratio"] == ratio])
+        rows = [{"a": a, "b": b, **paired(acc[a], acc[b]), "wins": int((acc[a] > acc[b]).sum()),
+                 "runs": len(acc)} for a, b in COMPARISONS if {a, b} <= set(acc)]
+        report["ratios"].append({"ratio": ratio, "runs": len(acc),
+                                 "bal_acc": acc.agg(["mean", "std"]).to_dict(),
+                                 "comparisons": rows})
+        print(f"ratio {ratio:g}, {len(acc)} runs: balanced accuracy mean ± std over runs")
+        print(acc.agg(["mean", "std"]).T.to_string(float_format="{:.4f}".format))
+        print(pd.DataFrame(rows).to_string(index=False, float_format="{:+.4f}".format))
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=list(SOURCES), default="digits")
@@ -126,9 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default=None)
     parser.add_argument("--markdown", metavar="JSON", help="only print the table of a result")
+    parser.add_argument("--combine", nargs="+", metavar="NAME",
+                        help="only combine results/<NAME>.json runs of other seeds (--name)")
     args = parser.parse_args(argv)
     if args.markdown:
         return print(markdown(json.loads(Path(args.markdown).read_text())))
+    if args.combine:
+        report = combine(args.combine, Path(args.out))
+        return write_json(Path(args.out) / f"{args.name or 'evidence_combined'}.json", report)
 
     work = Path(args.work or tempfile.mkdtemp(prefix="augment-evidence-"))
     print(f"stage outputs under {work}")
