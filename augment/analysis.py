@@ -61,6 +61,7 @@ def summarize(table: pd.DataFrame) -> dict:
     summary = {"variants": {v: {s: _rounded(mean_ci(g[s])) for s in SCORES}
                             for v, g in by.items()},
                "n_train": {v: int(g["n_train"].mean()) for v, g in by.items()},
+               "steps_per_epoch": {v: int(g["steps_per_epoch"].mean()) for v, g in by.items()},
                "seeds": sorted(table["seed"].unique().tolist()),
                "baseline": best_baseline(table), "vs_real": {}, "vs_baseline": {}}
     for v, g in by.items():
@@ -156,11 +157,12 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              f"Best non-GAN baseline: `{summary['baseline']}`. Paired seeds: "
              f"{', '.join(map(str, summary['seeds']))}; each run picks its epoch on val and is "
              "scored once on test. Cells: mean [95 % CI]; Δ: paired difference, t-test p.", "",
-             "| variant | train images | balanced accuracy | minority recall | Δ bal. acc. vs real "
-             "| Δ bal. acc. vs best non-GAN |", "|---|---|---|---|---|---|"]
+             "| variant | train images | steps per epoch | balanced accuracy | minority recall "
+             "| Δ bal. acc. vs real | Δ bal. acc. vs best non-GAN |", "|---|---|---|---|---|---|---|"]
     for v, scores in summary["variants"].items():
         deltas = [summary[k].get(v, {}).get("balanced_accuracy") for k in ("vs_real", "vs_baseline")]
-        lines.append(f"| `{v}` | {summary['n_train'][v]} | {_cell(scores['balanced_accuracy'])} | "
+        lines.append(f"| `{v}` | {summary['n_train'][v]} | {summary['steps_per_epoch'][v]} | "
+                     f"{_cell(scores['balanced_accuracy'])} | "
                      f"{_cell(scores['minority_recall'])} | {_cell(deltas[0])} | {_cell(deltas[1])} |")
     lines.append("")
     lines += [line for note in notes for line in (note, "")]

@@ -148,6 +148,7 @@ class EvaluateConfig(ClassifierConfig):
                                  "real+synthetic+classic", "synthetic")
     seeds: int = field(default=5, metadata=_range(1))  # paired seeds: seed, seed+1, ...
     classic: str = "affine,elastic,noise"  # albumentations policy of the "classic" part
+    equal_steps: bool = True  # every variant gets `epochs` passes' worth of steps of the largest set
     runner: Literal["threads", "dask", "ray"] = "threads"  # Prefect task runner of the grid
     workers: int = field(default=1, metadata=_range(1))  # threads runner: concurrent fits
     address: Optional[str] = None  # dask/ray: scheduler address; None = a local cluster

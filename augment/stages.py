@@ -232,7 +232,7 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     runs them as tasks. Default: in order, in this process.
     """
     from . import analysis
-    from .evaluate import evaluate_variant
+    from .evaluate import common_steps, evaluate_variant
 
     cfg, seed = stage_config(params, "evaluate"), params.get("seed", 0)
     splits = D.load_prepared(data)
@@ -240,7 +240,11 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     fake = D.load_synthetic(synthetic) if needs_synthetic else None
     if fake is not None:
         D.check_synthetic(fake, splits["train"], synthetic)
-    jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, **cfg.fit_kwargs())
+    fake_labels = None if fake is None else fake[1]
+    steps = (common_steps(cfg.variants, splits["train"].labels, fake_labels,
+                          batch_size=cfg.batch_size) if cfg.equal_steps else None)
+    jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, steps_per_epoch=steps,
+                 **cfg.fit_kwargs())
             for i in range(cfg.seeds) for v in cfg.variants]
     runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)
     train = splits["train"]
@@ -280,8 +284,8 @@ def write_evaluation_plots(directory: Path, table, summary: dict,
     save_csv(directory / "per_class_recall.csv", recall)
     recall_chart(directory / "per_class_recall.png",
                  recall.groupby(["class", "variant"], sort=False, as_index=False)["recall"].mean())
-    keep = ["variant", "seed", "n_train", "epoch", "val_balanced_accuracy", "balanced_accuracy",
-            "minority_recall", "accuracy", "macro_f1"]
+    keep = ["variant", "seed", "n_train", "steps_per_epoch", "epoch", "val_balanced_accuracy",
+            "balanced_accuracy", "minority_recall", "accuracy", "macro_f1"]
     save_csv(directory / "runs.csv", table[keep])
     overview = summary_table(summary)
     save_csv(directory / "summary.csv", overview)

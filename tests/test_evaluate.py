@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from augment import analysis, stages
@@ -14,8 +15,8 @@ from augment.classic import classic_augment
 from augment.config import EvaluateConfig, from_dict
 from augment.data import minority_classes
 from augment.errors import ConfigError
-from augment.data import balanced_index
-from augment.evaluate import compose
+from augment.data import balanced_index, load_prepared
+from augment.evaluate import common_steps, compose, epoch_order, fit_classifier, train_size
 from conftest import fabricate_images
 
 
@@ -45,7 +46,8 @@ def _table(gain: float, seeds: int = 5) -> pd.DataFrame:
     for variant, shift in (("real", 0.0), ("real+classic", 0.01), ("real+synthetic", gain)):
         for s in range(seeds):
             score = base[s] + shift + rng.normal(0, 0.002)
-            rows.append({"variant": variant, "seed": s, "n_train": 100, "balanced_accuracy": score,
+            rows.append({"variant": variant, "seed": s, "n_train": 100, "steps_per_epoch": 1,
+                         "balanced_accuracy": score,
                          "minority_recall": score - 0.2, "accuracy": score, "macro_f1": score})
     return pd.DataFrame(rows)
 
@@ -77,6 +79,52 @@ def test_oversample_balances_and_keeps_every_image():
     images, y = compose("real+synthetic+oversample", real, fake, seed=0)
     assert np.bincount(y).tolist() == [6, 6] and len(images) == 12
     assert np.bincount(compose("synthetic", real, fake)[1]).tolist() == [0, 4]
+
+
+def test_epoch_order_passes_over_a_small_set_whole():
+    gen = torch.Generator().manual_seed(0)
+    one = epoch_order(10, 8, gen)  # fewer draws than images: part of one permutation
+    assert len(one) == 8 and len(set(one.tolist())) == 8
+    many = epoch_order(10, 25, gen)  # two whole passes, then half of a third
+    assert len(many) == 25
+    assert all(sorted(many[k:k + 10].tolist()) == list(range(10)) for k in (0, 10))
+
+
+def test_train_size_is_what_compose_gives():
+    real = fabricate_images([7, 3, 1])
+    fake = (np.zeros((5, 1, 8, 8), np.uint8), np.array([1, 1, 2, 2, 2]))
+    for variant in ("real", "real+oversample", "real+synthetic", "real+synthetic+oversample",
+                    "synthetic", "synthetic+oversample", "real+classic"):
+        assert train_size(variant, real.labels, fake[1]) == len(compose(variant, real, fake)[1])
+    assert train_size("synthetic+oversample", real.labels, fake[1][:0]) == 0
+
+
+def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params, prepared):
+    """A long tail's `real` trains for the largest variant's steps, not its own set's."""
+    params["prepare"]["imbalance_ratio"] = 10.0
+    stages.prepare(params, out=str(tmp_path / "p"), metrics=str(tmp_path / "p.json"))
+    splits = load_prepared(tmp_path / "p")
+    variants = ("real", "real+oversample")
+    steps = common_steps(variants, splits["train"].labels, None, batch_size=16)
+    assert steps == train_size("real+oversample", splits["train"].labels, None) // 16
+    assert steps > len(splits["train"].labels) // 16  # the long tail made `real` the smaller
+    train = splits["train"]
+    _, own = fit_classifier(train.images, train.labels, splits["val"], num_classes=10, epochs=1,
+                            batch_size=16, width=4, device="cpu")
+    _, equal = fit_classifier(train.images, train.labels, splits["val"], num_classes=10,
+                              epochs=1, batch_size=16, width=4, device="cpu",
+                              steps_per_epoch=steps)
+    assert (own["steps_per_epoch"], equal["steps_per_epoch"]) == (len(train.labels) // 16, steps)
+    params["evaluate"].update(variants=list(variants), seeds=1, epochs=1, batch_size=16)
+    paths = dict(data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
+                 plots=str(tmp_path / "plots"), report=str(tmp_path / "r" / "e.md"))
+    by_flag = {}
+    for flag in (True, False):
+        params["evaluate"]["equal_steps"] = flag
+        stages.evaluate(params, metrics=str(tmp_path / f"{flag}.json"), **paths)
+        by_flag[flag] = json.loads((tmp_path / f"{flag}.json").read_text())
+    assert by_flag[True] != by_flag[False]  # `real` trained longer; oversample is unchanged
+    assert (by_flag[True]["real+oversample"] == by_flag[False]["real+oversample"])
 
 
 def test_classic_augmentation_is_seeded_and_shape_preserving():
