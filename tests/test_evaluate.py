@@ -16,7 +16,7 @@ from augment.config import EvaluateConfig, from_dict
 from augment.data import minority_classes
 from augment.errors import ConfigError
 from augment.data import balanced_index, load_prepared
-from augment.evaluate import common_steps, compose, epoch_order, fit_classifier, train_size
+from augment.evaluate import common_steps, compose, epoch_order, train_size
 from conftest import fabricate_images
 
 
@@ -99,32 +99,28 @@ def test_train_size_is_what_compose_gives():
     assert train_size("synthetic+oversample", real.labels, fake[1][:0]) == 0
 
 
-def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params, prepared):
+def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params):
     """A long tail's `real` trains for the largest variant's steps, not its own set's."""
     params["prepare"]["imbalance_ratio"] = 10.0
     stages.prepare(params, out=str(tmp_path / "p"), metrics=str(tmp_path / "p.json"))
-    splits = load_prepared(tmp_path / "p")
-    variants = ("real", "real+oversample")
-    steps = common_steps(variants, splits["train"].labels, None, batch_size=16)
-    assert steps == train_size("real+oversample", splits["train"].labels, None) // 16
-    assert steps > len(splits["train"].labels) // 16  # the long tail made `real` the smaller
-    train = splits["train"]
-    _, own = fit_classifier(train.images, train.labels, splits["val"], num_classes=10, epochs=1,
-                            batch_size=16, width=4, device="cpu")
-    _, equal = fit_classifier(train.images, train.labels, splits["val"], num_classes=10,
-                              epochs=1, batch_size=16, width=4, device="cpu",
-                              steps_per_epoch=steps)
-    assert (own["steps_per_epoch"], equal["steps_per_epoch"]) == (len(train.labels) // 16, steps)
-    params["evaluate"].update(variants=list(variants), seeds=1, epochs=1, batch_size=16)
-    paths = dict(data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
-                 plots=str(tmp_path / "plots"), report=str(tmp_path / "r" / "e.md"))
-    by_flag = {}
+    labels = load_prepared(tmp_path / "p")["train"].labels
+    steps = common_steps(("real", "real+oversample"), labels, None, batch_size=16)
+    assert steps == train_size("real+oversample", labels, None) // 16 > len(labels) // 16
+    params["evaluate"].update(variants=["real", "real+oversample"], seeds=1, epochs=1,
+                              batch_size=16)
+    metrics, runs = {}, {}
     for flag in (True, False):
         params["evaluate"]["equal_steps"] = flag
-        stages.evaluate(params, metrics=str(tmp_path / f"{flag}.json"), **paths)
-        by_flag[flag] = json.loads((tmp_path / f"{flag}.json").read_text())
-    assert by_flag[True] != by_flag[False]  # `real` trained longer; oversample is unchanged
-    assert (by_flag[True]["real+oversample"] == by_flag[False]["real+oversample"])
+        stages.evaluate(params, data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
+                        metrics=str(tmp_path / f"{flag}.json"), plots=str(tmp_path / f"{flag}"),
+                        report=str(tmp_path / f"{flag}" / "e.md"))
+        metrics[flag] = json.loads((tmp_path / f"{flag}.json").read_text())
+        runs[flag] = pd.read_csv(tmp_path / f"{flag}" / "runs.csv").set_index("variant")
+    assert runs[True]["steps_per_epoch"].tolist() == [steps, steps]
+    assert runs[False]["steps_per_epoch"].to_dict() == {"real": len(labels) // 16,
+                                                        "real+oversample": steps}
+    assert metrics[True]["real"] != metrics[False]["real"]  # trained longer
+    assert metrics[True]["real+oversample"] == metrics[False]["real+oversample"]  # unchanged
 
 
 def test_classic_augmentation_is_seeded_and_shape_preserving():
