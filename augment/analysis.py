@@ -147,6 +147,15 @@ def _cell(d: dict | None) -> str:
     return f"{d['mean']:+.4f}{ci}{p}" if "p" in d else f"{d['mean']:.4f}{ci}"
 
 
+def _steps_sentence(steps: dict[str, int]) -> str:
+    """Say whether the variants had equal training budgets (evaluate.equal_steps)."""
+    if len(set(steps.values())) == 1:
+        return ("Every variant trains the same optimizer steps per epoch, so a smaller set is "
+                "passed over more than once. ")
+    return ("Each epoch is one pass over a variant's own set (`evaluate.equal_steps: false`): "
+            "smaller sets get fewer optimizer steps, which alone can lower their scores. ")
+
+
 def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str],
                     figures: dict[str, str], notes: list[str] = ()) -> str:
     """``reports/evaluate.md``: verdict, table with CIs and paired differences, ``notes``
@@ -156,7 +165,8 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              f"Minority classes (bottom 30 % by count): {', '.join(minority)}. "
              f"Best non-GAN baseline: `{summary['baseline']}`. Paired seeds: "
              f"{', '.join(map(str, summary['seeds']))}; each run picks its epoch on val and is "
-             "scored once on test. Cells: mean [95 % CI]; Δ: paired difference, t-test p.", "",
+             f"scored once on test. {_steps_sentence(summary['steps_per_epoch'])}"
+             "Cells: mean [95 % CI]; Δ: paired difference, t-test p.", "",
              "| variant | train images | steps per epoch | balanced accuracy | minority recall "
              "| Δ bal. acc. vs real | Δ bal. acc. vs best non-GAN |", "|---|---|---|---|---|---|---|"]
     for v, scores in summary["variants"].items():

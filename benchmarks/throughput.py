@@ -5,6 +5,8 @@ For each shape (digits 8×8×1, MNIST 28×28×1, RGB 32×32×3 and 64×64×3) ×
                       timed over --steps steps after a warm-up, device synchronised
   synthesis images/s  augment.synthesize() of 16k images (after one warm-up call), uint8 on CPU
 Plus the train stage's work on digits with params.yaml's train section (what `dvc repro` runs).
+--compile MODE wraps G and D in torch.compile (a probe, not a pipeline option: on this CPU it
+measured neutral); the first step pair, compilation included, is reported as "first step s".
 AMP (bf16 autocast) is on where the device runs bf16 natively (CUDA; CPUs with AMX or
 AVX512-BF16), as in the pipeline; --no-amp measures fp32. Prints a table, writes json.
 
@@ -58,9 +60,10 @@ def timed_train(data: ImageSet, cfg: TrainConfig, device: torch.device) -> float
 
 
 def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.device,
-               amp: bool = True) -> float:
+               amp: bool = True, compile_mode: str = "none") -> tuple[float, float]:
     """Steady-state real images/s of the D+G step pair, after ≥ 1 s and ≥ ``steps`` // 4 steps
-    of warm-up (cuDNN autotuning; an idle GPU's clocks ramp up over the first second)."""
+    of warm-up (cuDNN autotuning; an idle GPU's clocks ramp up over the first second), and the
+    seconds of the first step pair (with ``compile_mode`` other than "none": compilation)."""
     channels, size = SHAPES[shape]
     cfg = resolve_config(TrainConfig(preset=preset, batch_size=batch, amp=amp), device,
                          image_size=size)
@@ -68,6 +71,13 @@ def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.de
     x = to_unit(random_set(channels, size, batch).images, device).contiguous(
         memory_format=torch.channels_last)  # as train_gan feeds it
     y = torch.randint(0, 10, (batch,), device=device)
+    if compile_mode != "none":
+        for net in (gan.generator, gan.discriminator):
+            net.compile(mode=None if compile_mode == "default" else compile_mode)
+    t0 = time.perf_counter()
+    g_step(gan, d_step(gan, x, y)[0], y)
+    sync(device)
+    first = time.perf_counter() - t0
     warm_until, i = time.perf_counter() + 1.0, 0
     while i < steps // 4 or time.perf_counter() < warm_until:
         g_step(gan, d_step(gan, x, y)[0], y)
@@ -77,7 +87,7 @@ def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.de
     for _ in range(steps):
         g_step(gan, d_step(gan, x, y)[0], y)
     sync(device)
-    return batch * steps / (time.perf_counter() - t0)
+    return batch * steps / (time.perf_counter() - t0), first
 
 
 def synth_rate(shape: str, preset: str, batch: int, device: torch.device, amp: bool = True,
@@ -119,6 +129,9 @@ def main() -> None:
                         help="train-stage epochs (default: params.yaml; 0: skip)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                         help="bf16 autocast where native (the default), or fp32 (--no-amp)")
+    parser.add_argument("--compile", default="none", dest="compile_mode",
+                        choices=["none", "default", "reduce-overhead", "max-autotune"],
+                        help="torch.compile G and D in the training-rate probe")
     parser.add_argument("--name", default="throughput", help="results/<name>.json")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
@@ -134,19 +147,22 @@ def main() -> None:
         print(f"train stage work (digits, {stage['epochs']} epochs, {stage['images']} images): "
               f"{stage['seconds']:.1f} s")
     rows, out = [], Path(args.out) / f"{args.name}.json"
-    print(f"{'shape':<9}{'preset':<9}{'batch':>7}{'train img/s':>14}{'synth img/s':>14}")
+    print(f"{'shape':<9}{'preset':<9}{'batch':>7}{'train img/s':>14}{'first step s':>14}"
+          f"{'synth img/s':>14}")
     for shape in args.shapes:
         for preset in args.presets:
             for batch in args.batches:
-                row = {"shape": shape, "preset": preset, "batch": batch,
-                       "train_img_s": train_rate(shape, preset, batch, args.steps, device,
-                                                 amp=args.amp),
+                rate, first = train_rate(shape, preset, batch, args.steps, device, amp=args.amp,
+                                         compile_mode=args.compile_mode)
+                row = {"shape": shape, "preset": preset, "batch": batch, "train_img_s": rate,
+                       "first_step_s": first,
                        "synth_img_s": synth_rate(shape, preset, batch, device, amp=args.amp)}
                 rows.append(row)
-                print(f"{shape:<9}{preset:<9}{batch:>7}{row['train_img_s']:>14,.0f}"
+                print(f"{shape:<9}{preset:<9}{batch:>7}{rate:>14,.0f}{first:>14.2f}"
                       f"{row['synth_img_s']:>14,.0f}", flush=True)
                 write_json(out, {"device": name, "torch": torch.__version__, "amp": args.amp,
-                                 "bf16": bf16, "train_stage": stage, "rows": rows})
+                                 "bf16": bf16, "compile": args.compile_mode,
+                                 "train_stage": stage, "rows": rows})
                 # written after each row: a cut-off run keeps the rows it has
 
 

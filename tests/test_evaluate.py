@@ -121,6 +121,8 @@ def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params):
                                                         "real+oversample": steps}
     assert metrics[True]["real"] != metrics[False]["real"]  # trained longer
     assert metrics[True]["real+oversample"] == metrics[False]["real+oversample"]  # unchanged
+    assert "same optimizer steps" in (tmp_path / "True" / "e.md").read_text()
+    assert "fewer optimizer steps" in (tmp_path / "False" / "e.md").read_text()
 
 
 def test_classic_augmentation_is_seeded_and_shape_preserving():
