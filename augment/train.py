@@ -7,6 +7,7 @@ which architecture, by the preset registry. Nothing inside the step branches on 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Callable
@@ -14,7 +15,6 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 from .config import TrainConfig
 from .data import ImageSet, balanced_index
@@ -42,18 +42,31 @@ def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 
     return dataclasses.replace(cfg, **fill)
 
 
-def ema_rampup(decay: float) -> Callable:
-    """EMA update with warm-up: β_t = min(decay, (1 + t) / (10 + t)).
+class EMA:
+    """Exponential moving average of G's weights and BN buffers: the model used for sampling.
 
-    A fixed β = 0.999 would keep ~1/3 of the random initialisation after 1,000 steps, which is
-    a whole small-data run; the ramp lets the average follow G early and smooth it late.
+    β_t = min(decay, (1 + t) / (10 + t)) at update t: a fixed β = 0.999 would keep ~1/3 of the
+    random initialisation after 1,000 steps, which is a whole small-data run; the ramp lets the
+    average follow G early and smooth it late. The count t is a host int: torch's AveragedModel
+    keeps it in a tensor and reads it back every update, a GPU sync per training step.
     """
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n) -> None:
-        beta = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
-        for avg, cur in zip(averaged, current):  # BN's integer step counter is copied
-            avg.lerp_(cur, 1.0 - beta) if avg.is_floating_point() else avg.copy_(cur)
 
-    return update
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).requires_grad_(False)
+        self.decay, self.steps = decay, 0
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        """Fold ``model``'s current weights in (the first update copies them)."""
+        pairs = list(zip([*self.module.parameters(), *self.module.buffers()],
+                         [*model.parameters(), *model.buffers()]))
+        beta = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps)) if self.steps else 0.0
+        floats = [(avg, cur) for avg, cur in pairs if avg.is_floating_point()]
+        torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1.0 - beta)
+        for avg, cur in pairs:  # BN's integer step counter is copied
+            if not avg.is_floating_point():
+                avg.copy_(cur)
+        self.steps += 1
 
 
 @dataclass
@@ -61,7 +74,7 @@ class GAN:
     """Everything the training loop touches; built once by :func:`setup`."""
 
     generator: nn.Module
-    ema: AveragedModel  # EMA of G's weights and BN buffers: the model used for sampling
+    ema: EMA  # of G's weights and BN buffers: the model used for sampling
     discriminator: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
@@ -83,7 +96,7 @@ class GAN:
                 "generator_raw": self.generator.state_dict(),
                 "discriminator": self.discriminator.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "ema_steps": int(self.ema.n_averaged), "rng": rng_state(self.device)}
+                "ema_steps": self.ema.steps, "rng": rng_state(self.device)}
 
     def load(self, state: dict, *, classes) -> None:
         """Restore weights, optimizer, EMA and random state from a checkpoint dict (to resume).
@@ -110,7 +123,7 @@ class GAN:
             self.discriminator.load_state_dict(state["discriminator"])
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
-            self.ema.n_averaged.fill_(int(state["ema_steps"]))
+            self.ema.steps = int(state["ema_steps"])
             set_rng_state(state["rng"], self.device)
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise CheckpointError(
@@ -127,7 +140,7 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
     # steps/s at 28×28 on CPU); the MLP preset has no 4-D weights, so it is unaffected.
     g = build_generator(hparams).to(device, memory_format=torch.channels_last)
     d = build_discriminator(hparams).to(device, memory_format=torch.channels_last)
-    ema = AveragedModel(g, multi_avg_fn=ema_rampup(cfg.ema_decay), use_buffers=True)
+    ema = EMA(g, cfg.ema_decay)
     loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
                      r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight)
     return GAN(g, ema, d,

@@ -6,7 +6,8 @@ For each shape (digits 8×8×1, MNIST 28×28×1, RGB 32×32×3 and 64×64×3) ×
   synthesis images/s  augment.synthesize() of 16k images (after one warm-up call), uint8 on CPU
 Plus the train stage's work on digits with params.yaml's train section (what `dvc repro` runs).
 --compile MODE wraps G and D in torch.compile (a probe, not a pipeline option: on this CPU it
-measured neutral); the first step pair, compilation included, is reported as "first step s".
+measured neutral, on an H100 reduce-overhead +16 %); the first step pair, compilation included,
+is reported as "first step s".
 AMP (bf16 autocast) is on where the device runs bf16 natively (CUDA; CPUs with AMX or
 AVX512-BF16), as in the pipeline; --no-amp measures fp32. Prints a table, writes json.
 
@@ -72,20 +73,27 @@ def train_rate(shape: str, preset: str, batch: int, steps: int, device: torch.de
         memory_format=torch.channels_last)  # as train_gan feeds it
     y = torch.randint(0, 10, (batch,), device=device)
     if compile_mode != "none":
+        torch._dynamo.reset()  # each row compiles afresh: no dynamic shapes from the last batch
         for net in (gan.generator, gan.discriminator):
             net.compile(mode=None if compile_mode == "default" else compile_mode)
+
+    def pair() -> None:  # one D step + one G step, as train_gan's loop runs them
+        if compile_mode == "reduce-overhead":  # CUDA graphs: outputs of the last pair may be
+            torch.compiler.cudagraph_mark_step_begin()  # overwritten from here on
+        g_step(gan, d_step(gan, x, y)[0], y)
+
     t0 = time.perf_counter()
-    g_step(gan, d_step(gan, x, y)[0], y)
+    pair()
     sync(device)
     first = time.perf_counter() - t0
     warm_until, i = time.perf_counter() + 1.0, 0
     while i < steps // 4 or time.perf_counter() < warm_until:
-        g_step(gan, d_step(gan, x, y)[0], y)
+        pair()
         i += 1
     sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        g_step(gan, d_step(gan, x, y)[0], y)
+        pair()
     sync(device)
     return batch * steps / (time.perf_counter() - t0), first
 

@@ -11,7 +11,7 @@ from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
 from augment.data import load_prepared
 from augment.errors import CheckpointError
-from augment.train import lr_factor, resolve_config, train_gan
+from augment.train import EMA, lr_factor, resolve_config, train_gan
 from conftest import fabricate_images, tiny_params
 
 
@@ -164,6 +164,31 @@ def _roundtrip(state: dict) -> dict:
     torch.save(state, buffer)
     buffer.seek(0)
     return torch.load(buffer, weights_only=True)
+
+
+def test_ema_copies_first_then_follows_the_ramp():
+    """β_t = min(decay, (1 + t) / (10 + t)) on float weights and buffers; integer buffers
+    (BN's step counter) are copied; the average never asks for gradients."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = EMA(model, decay=0.5)
+    with torch.no_grad():
+        model[0].weight.fill_(1.0), model[1].running_mean.fill_(2.0)
+        model[1].num_batches_tracked.fill_(7)
+    ema.update_parameters(model)  # t = 0: a copy
+    assert torch.equal(ema.module[0].weight, model[0].weight) and ema.steps == 1
+    with torch.no_grad():
+        model[0].weight.fill_(12.0), model[1].running_mean.fill_(13.0)
+        model[1].num_batches_tracked.fill_(9)
+    ema.update_parameters(model)  # t = 1: β = 2 / 11, below the 0.5 cap
+    beta = 2 / 11
+    assert torch.allclose(ema.module[0].weight, torch.full((2, 3), beta * 1 + (1 - beta) * 12))
+    assert torch.allclose(ema.module[1].running_mean, torch.full((2,), beta * 2 + (1 - beta) * 13))
+    assert int(ema.module[1].num_batches_tracked) == 9
+    ema.steps = 1000  # late: the cap holds
+    ema.update_parameters(model)
+    late = 0.5 * (beta * 1 + (1 - beta) * 12) + 0.5 * 12
+    assert torch.allclose(ema.module[0].weight, torch.full((2, 3), late))
+    assert not any(p.requires_grad for p in ema.module.parameters())
 
 
 def test_resume_continues_the_run_exactly():
