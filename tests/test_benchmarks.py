@@ -38,3 +38,15 @@ def test_cas_reports_recall_per_real_class_in_class_order(monkeypatch):
     train = splits["train"]
     acc, recall = accuracy(train.images, train.labels, splits, seed=0, epochs=1)
     assert np.allclose(recall, [1.0, 0.5, 5 / 6]) and np.isclose(acc, 9 / 12)
+
+
+def test_step_ops_splits_a_step_pair_into_phases_and_finds_the_syncs():
+    from benchmarks.step_ops import count_ops
+    row = count_ops("dcgan", 8, 16)
+    assert sum(row["by_phase"].values()) == row["top_level_ops"] <= row["aten_calls"]
+    assert all(row["by_phase"][f"{net} {part}"] > 0 for net in "DG"
+               for part in ("adam", "backward", "forward+loss+ema"))
+    # the mode-seeking term's boolean index: one nonzero forward, one in its backward, G only
+    assert row["syncs"]["aten::nonzero"] == 2
+    assert all("(G " in source for source in row["sync_sources"])
+    assert count_ops("classic", 8, 16)["syncs"]["aten::nonzero"] == 0
