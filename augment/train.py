@@ -48,7 +48,8 @@ class EMA:
     β_t = min(decay, (1 + t) / (10 + t)) at update t: a fixed β = 0.999 would keep ~1/3 of the
     random initialisation after 1,000 steps, which is a whole small-data run; the ramp lets the
     average follow G early and smooth it late. The count t is a host int: torch's AveragedModel
-    keeps it in a tensor and reads it back every update, a GPU sync per training step.
+    passes it to the update as a device tensor, which the ramp must read back (a GPU sync per
+    training step).
     """
 
     def __init__(self, model: nn.Module, decay: float):
