@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 repro: install
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (dvc)"; exit 1; }
-	# dvc repro with one shared Prefect server and warm stage processes (flows/launcher.py)
+	# dvc repro with one Prefect server shared by the stage processes (flows/server.py)
 	time $(BIN)/python -m flows repro
 	@grep -v '^!\[' reports/evaluate.md
 

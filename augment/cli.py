@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
+import textwrap
 import typing
 
 from . import stages
@@ -29,6 +31,7 @@ STAGES = {
         "data": ("data/prepared", "prepared data directory"),
         "judge": ("models/judge.pt", "judge checkpoint for FID/diversity at each checkpoint"),
         "quality": ("metrics/quality.json", "final FID, per-class FID, diversity (JSON)"),
+        "settings": ("metrics/train_config.json", "every setting the run used, nulls resolved"),
         "out": ("models/gan.pt", "checkpoint path (written every train.checkpoint_every epochs)"),
         "samples": ("plots/train/samples.png", "per-class sample grid (PNG)"),
         "logdir": ("dvclive/train", "dvclive directory for the loss curves")}),
@@ -48,12 +51,18 @@ STAGES = {
 
 
 def _settings_help(section: str) -> str:
-    """The params keys of a section, their types and defaults, for ``--help``."""
+    """Every params key of a section: its default (what params.yaml ships), type and meaning."""
     cls = STAGE_CONFIGS[section]
     hints = typing.get_type_hints(cls)
-    lines = [f"params.yaml keys under '{section}:' (plus the top-level 'seed'):"]
+    head = (f"params.yaml keys under '{section}:' (plus the top-level 'seed'), with their "
+            "defaults" + ("; null = chosen by the preset, device and data (see --dry-run)"
+                          if section == "train" else "") + ":")
+    lines = textwrap.wrap(head, width=92)
     for f in dataclasses.fields(cls):
-        lines.append(f"  {f.name:<17} default {f.default!r:<20} {describe_type(hints[f.name])}")
+        default = json.dumps(list(f.default) if isinstance(f.default, tuple) else f.default)
+        lines.append(f"  {f.name:<17} {default}   ({describe_type(hints[f.name])})")
+        lines += textwrap.wrap(f.metadata["doc"], width=92, initial_indent=" " * 20,
+                               subsequent_indent=" " * 20)
     return "\n".join(lines)
 
 
@@ -70,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument("--resume", action="store_true",
                            help="continue from the checkpoint at --out if it exists")
+            p.add_argument("--dry-run", action="store_true",
+                           help="print the settings the run would use (nulls resolved by preset, "
+                                "device and data) and stop")
     return parser
 
 

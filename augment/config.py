@@ -29,9 +29,14 @@ RUNNERS = ("threads", "dask", "ray")
 Device = Literal["auto", "cpu", "cuda"]
 
 
-def _range(lo: float | None = None, hi: float | None = None, *, lo_open=False, hi_open=False):
-    """Field metadata for a numeric range check (``None`` = unbounded)."""
-    return {"range": (lo, hi, lo_open, hi_open)}
+def setting(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False, hi_open: bool = False):
+    """A config field: its default (the one place it is set), what it does (``--help``), and
+    an optional numeric range (``None`` = unbounded), checked by :func:`from_dict`."""
+    metadata = {"doc": doc}
+    if lo is not None or hi is not None:
+        metadata["range"] = (lo, hi, lo_open, hi_open)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -39,20 +44,27 @@ class PrepareConfig:
     """Where the images come from and how they are split."""
 
     source: Literal["digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "svhn",
-                    "folder", "csv"] = "digits"
-    root: str = "data/raw"  # torchvision: folder holding <Name>/raw; folder: root/<class>/<img>
-    download: bool = False  # torchvision sources: fetch when files are missing (needs internet)
-    manifest: Optional[str] = None  # csv source: the CSV file; paths relative to its folder
-    path_column: str = "path"  # csv source
-    label_column: str = "label"  # csv source
-    classes: Optional[tuple[str, ...]] = None  # fix the class list (and order); None = found
-    image_size: Optional[int] = field(default=None, metadata=_range(8, 256))  # None = native
-    channels: Optional[Literal[1, 3]] = None  # None = native
-    val_fraction: float = field(default=0.15, metadata=_range(0, 1, lo_open=True, hi_open=True))
-    test_fraction: float = field(default=0.2, metadata=_range(0, 1, lo_open=True, hi_open=True))
-    imbalance_ratio: float = field(default=1.0, metadata=_range(1))  # n_max / n_min on train
-    # images per class, capped before splitting: train+val, and test unless the source has its own
-    max_per_class: Optional[int] = field(default=None, metadata=_range(1))
+                    "folder", "csv"] = setting(
+        "digits", "digits (scikit-learn, embedded) | a torchvision set | folder | csv")
+    root: str = setting("data/raw", "torchvision: the folder holding <Name>/raw; folder: "
+                        "root/<class>/<image>")
+    download: bool = setting(False, "torchvision sources: fetch missing files (needs internet)")
+    manifest: Optional[str] = setting(None, "csv: the CSV file (paths relative to its folder)")
+    path_column: str = setting("path", "csv: the column of image paths")
+    label_column: str = setting("label", "csv: the column of class names")
+    classes: Optional[tuple[str, ...]] = setting(
+        None, "the class list and order (built-in sets: keep only these); null = as found")
+    image_size: Optional[int] = setting(None, "resize to this side; null = native", lo=8, hi=256)
+    channels: Optional[Literal[1, 3]] = setting(None, "1 (grey) or 3 (RGB); null = native")
+    val_fraction: float = setting(0.15, "share of the non-test pool held out for validation",
+                                  lo=0, hi=1, lo_open=True, hi_open=True)
+    test_fraction: float = setting(0.2, "share held out for test, for sources without a test "
+                                   "split of their own", lo=0, hi=1, lo_open=True, hi_open=True)
+    imbalance_ratio: float = setting(1.0, "long tail on train only (CIFAR-LT): largest / "
+                                     "smallest class; 1 = as loaded", lo=1)
+    max_per_class: Optional[int] = setting(
+        None, "cap images per class before splitting (train+val, and test unless the source has "
+        "its own); null = all", lo=1)
 
     def __post_init__(self):
         twice = sorted({c for c in self.classes or () if self.classes.count(c) > 1})
@@ -65,12 +77,12 @@ class PrepareConfig:
 class ClassifierConfig:
     """The small CNN's training budget (shared by the judge and the evaluate stage)."""
 
-    epochs: int = field(default=30, metadata=_range(1))
-    batch_size: int = field(default=64, metadata=_range(1))
-    lr: float = field(default=1e-3, metadata=_range(0, 1, lo_open=True))
-    weight_decay: float = field(default=5e-4, metadata=_range(0))
-    width: int = field(default=32, metadata=_range(4))
-    device: Device = "auto"
+    epochs: int = setting(20, "training epochs (the best epoch on val is kept)", lo=1)
+    batch_size: int = setting(64, "minibatch size", lo=1)
+    lr: float = setting(1e-3, "Adam learning rate", lo=0, hi=1, lo_open=True)
+    weight_decay: float = setting(5e-4, "Adam weight decay", lo=0)
+    width: int = setting(32, "channels of the first conv layer (doubled per stage)", lo=4)
+    device: Device = setting("auto", "auto (CUDA when present) | cpu | cuda")
 
     def fit_kwargs(self) -> dict:
         """Keyword arguments of :func:`augment.evaluate.fit_classifier`."""
@@ -81,39 +93,57 @@ class ClassifierConfig:
 class JudgeConfig(ClassifierConfig):
     """The judge: a classifier fit on the real train split; scores synthetic data (FID, filter)."""
 
-    epochs: int = field(default=20, metadata=_range(1))
-
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Conditional-GAN training. ``None`` means: take the preset's default."""
+    """Conditional-GAN training. ``None`` means: filled by :func:`augment.train.resolve_config`
+    from the preset, the device and the data; the train stage writes the result."""
 
-    preset: Literal["dcgan", "sngan", "classic"] = "dcgan"
-    loss: Optional[Literal["hinge", "bce", "wgan-gp"]] = None
-    epochs: int = field(default=100, metadata=_range(1))
-    batch_size: Optional[int] = field(default=None, metadata=_range(1))  # None: conv CPU 32, else 64
-    z_dim: int = field(default=64, metadata=_range(1))
-    width: Optional[int] = field(default=None, metadata=_range(4))
-    lr_g: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
-    lr_d: Optional[float] = field(default=None, metadata=_range(0, 1, lo_open=True))
-    betas: Optional[tuple[float, float]] = field(default=None, metadata=_range(0, 1, hi_open=True))
-    # last fraction of the epochs over which both learning rates fall linearly towards 0;
-    # None = preset default (dcgan 0.3, sngan and classic 0 = constant)
-    lr_decay: Optional[float] = field(default=None, metadata=_range(0, 1))
-    d_steps: int = field(default=1, metadata=_range(1))
-    balance: bool = False  # class-balanced epochs (tail images repeated); params.yaml: on
-    ema_decay: Optional[float] = field(default=None, metadata=_range(0, 1, hi_open=True))
-    diffaug: Optional[str] = None  # DiffAugment policy, e.g. "translation,cutout"; "" = off
-    r1_gamma: float = field(default=0.0, metadata=_range(0))
-    # dual-projection class term (P2GAN); conv presets only; None = preset default
-    cls_weight: Optional[float] = field(default=None, metadata=_range(0))
-    # mode-seeking term (MSGAN); None = preset default (conv presets 0.2, classic 0)
-    ms_weight: Optional[float] = field(default=None, metadata=_range(0))
-    gp_weight: float = field(default=10.0, metadata=_range(0))
-    amp: bool = True  # bf16 autocast where native: CUDA, CPUs with AMX / AVX512-BF16
-    device: Device = "auto"
-    checkpoint_every: int = field(default=10, metadata=_range(1))  # epochs; also FID etc.
-    grid_per_class: int = field(default=8, metadata=_range(1, 64))
+    preset: Literal["dcgan", "sngan", "classic"] = setting(
+        "dcgan", "dcgan (strided conv, conditional BN, SN projection D) | sngan (heavier conv "
+        "blocks) | classic (textbook MLP cGAN)")
+    loss: Optional[Literal["hinge", "bce", "wgan-gp"]] = setting(
+        None, "hinge | bce | wgan-gp; null = preset's (conv: hinge, classic: bce)")
+    epochs: int = setting(50, "passes over the (class-balanced) training set", lo=1)
+    batch_size: Optional[int] = setting(
+        None, "null = preset's: conv presets 32 on CPU, 64 on CUDA; classic 64", lo=1)
+    z_dim: int = setting(64, "latent size", lo=1)
+    width: Optional[int] = setting(
+        None, "base channels; null = preset's (dcgan: 32, 16 on CPU above 16 px; 64 on CUDA)",
+        lo=4)
+    lr_g: Optional[float] = setting(None, "G's Adam learning rate; null = preset's (dcgan 2e-3, "
+                                    "sngan 1e-3, classic 2e-4)", lo=0, hi=1, lo_open=True)
+    lr_d: Optional[float] = setting(None, "D's Adam learning rate; null = preset's",
+                                    lo=0, hi=1, lo_open=True)
+    betas: Optional[tuple[float, float]] = setting(
+        None, "Adam betas; null = preset's (conv: [0.0, 0.9], classic: [0.5, 0.999])",
+        lo=0, hi=1, hi_open=True)
+    lr_decay: Optional[float] = setting(
+        None, "last fraction of the epochs over which both rates fall linearly towards 0 "
+        "(0 = constant); null = preset's (dcgan 0.3, others 0)", lo=0, hi=1)
+    d_steps: int = setting(1, "D updates per G update", lo=1)
+    balance: bool = setting(True, "class-balanced epochs: each class shown as often as the "
+                            "largest (tail images repeated)")
+    ema_decay: Optional[float] = setting(
+        None, "EMA of G's weights (the sampling model); 0 = off; null = preset's (conv 0.999, "
+        "classic 0)", lo=0, hi=1, hi_open=True)
+    diffaug: Optional[str] = setting(
+        None, "DiffAugment policy, e.g. 'translation,cutout'; '' = off; null = preset's "
+        "(dcgan: off, on when balanced epochs repeat the rarest class >= 30x; sngan: on)")
+    r1_gamma: float = setting(0.0, "R1 penalty weight on real data (0 = off)", lo=0)
+    cls_weight: Optional[float] = setting(
+        None, "dual-projection class term (P2GAN), conv presets; null = preset's (0.2 above "
+        "16 px, 0 at 16 px and below)", lo=0)
+    ms_weight: Optional[float] = setting(
+        None, "mode-seeking term (MSGAN): spread within a class; null = preset's (conv 0.2, "
+        "classic 0)", lo=0)
+    gp_weight: float = setting(10.0, "gradient-penalty weight (loss: wgan-gp only)", lo=0)
+    amp: bool = setting(True, "bf16 autocast where the device runs it natively (CUDA, CPUs with "
+                        "AMX / AVX512-BF16); fp32 elsewhere")
+    device: Device = setting("auto", "auto (CUDA when present) | cpu | cuda")
+    checkpoint_every: int = setting(10, "epochs between checkpoints, each scored by the judge "
+                                    "(FID, judge accuracy, diversity)", lo=1)
+    grid_per_class: int = setting(8, "samples per class in plots/train/samples.png", lo=1, hi=64)
 
     def __post_init__(self):
         if self.preset == "classic" and self.cls_weight:
@@ -125,14 +155,21 @@ class TrainConfig:
 class SynthesizeConfig:
     """How many synthetic samples per class: fill each class up to ``target`` × ``multiple``."""
 
-    target: Union[Literal["max"], int, dict[str, int]] = "max"
-    multiple: float = field(default=1.0, metadata=_range(0, lo_open=True))
-    batch_size: int = field(default=256, metadata=_range(1))
-    filter_threshold: float = field(default=0.0, metadata=_range(0, 1, hi_open=True))  # 0 = off
-    max_draws: float = field(default=20.0, metadata=_range(1))  # per class, × requested
-    minority_only: bool = False  # fill only the minority classes (bottom 30 % by train count)
-    amp: bool = True  # bf16 autocast where native: CUDA, CPUs with AMX / AVX512-BF16
-    device: Device = "auto"
+    target: Union[Literal["max"], int, dict[str, int]] = setting(
+        "max", "real + synthetic per class: max (the largest class) | <int> | "
+        "{class_name: count}")
+    multiple: float = setting(1.0, "scale the target (2.0 = twice the largest class)",
+                              lo=0, lo_open=True)
+    batch_size: int = setting(256, "generator batch size", lo=1)
+    filter_threshold: float = setting(
+        0.0, "keep samples the judge assigns their label with at least this confidence "
+        "(0 = off; rejects are redrawn)", lo=0, hi=1, hi_open=True)
+    max_draws: float = setting(20.0, "with the filter: give up after this many times the "
+                               "requested draws per class", lo=1)
+    minority_only: bool = setting(False, "fill only the minority classes (bottom 30 % by train "
+                                  "count)")
+    amp: bool = setting(True, "bf16 autocast where native (as train.amp)")
+    device: Device = setting("auto", "auto (CUDA when present) | cpu | cuda")
 
     def __post_init__(self):
         goals = self.target.values() if isinstance(self.target, dict) else [self.target]
@@ -144,14 +181,24 @@ class SynthesizeConfig:
 class EvaluateConfig(ClassifierConfig):
     """Downstream classifier trained with and without synthetic samples."""
 
-    variants: tuple[str, ...] = ("real", "real+oversample", "real+classic", "real+synthetic",
-                                 "real+synthetic+classic", "synthetic")
-    seeds: int = field(default=5, metadata=_range(1))  # paired seeds: seed, seed+1, ...
-    classic: str = "affine,elastic,noise"  # albumentations policy of the "classic" part
-    equal_steps: bool = True  # every variant gets `epochs` passes' worth of steps of the largest set
-    runner: Literal["threads", "dask", "ray"] = "threads"  # Prefect task runner of the grid
-    workers: int = field(default=1, metadata=_range(1))  # threads runner: concurrent fits
-    address: Optional[str] = None  # dask/ray: scheduler address; None = a local cluster
+    variants: tuple[str, ...] = setting(
+        ("real", "real+oversample", "real+classic", "real+synthetic", "real+synthetic+classic",
+         "synthetic"),
+        "'+'-joined parts: real | synthetic (the data), oversample (resample every class to the "
+        "largest), classic (albumentations, redrawn each epoch)")
+    seeds: int = setting(5, "paired seeds seed, seed+1, ...: every variant trained once per seed",
+                         lo=1)
+    classic: str = setting("affine,elastic,noise", "albumentations policy of the classic part: "
+                           "affine | elastic | noise | crop | flip | color")
+    equal_steps: bool = setting(True, "every variant trains for the same optimizer steps (epochs "
+                                "x one pass over the largest variant's set); false = epochs "
+                                "over its own set")
+    runner: Literal["threads", "dask", "ray"] = setting(
+        "threads", "Prefect task runner of the variant x seed grid: threads | dask | ray")
+    workers: int = setting(1, "threads runner: concurrent fits (results do not depend on it)",
+                           lo=1)
+    address: Optional[str] = setting(None, "dask / ray: scheduler address; null = a local "
+                                     "cluster")
 
     def __post_init__(self):
         for variant in self.variants:

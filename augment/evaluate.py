@@ -24,6 +24,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 from torch import nn
 
 from .classic import classic_augment
+from .config import ClassifierConfig as Defaults, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
 from .runtime import progress, resolve_device, to_unit
@@ -48,7 +49,7 @@ class SeededDropout(nn.Module):
 class SmallCNN(nn.Module):
     """conv-conv-pool-conv-conv-global-pool classifier; works for any size ≥ 8 px."""
 
-    def __init__(self, *, channels: int, num_classes: int, width: int = 32):
+    def __init__(self, *, channels: int, num_classes: int, width: int = Defaults.width):
         super().__init__()
 
         def block(a: int, b: int) -> list[nn.Module]:
@@ -129,8 +130,9 @@ def predict(model: nn.Module, images: np.ndarray, *, device: torch.device,
 
 
 def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num_classes: int,
-                   epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
-                   weight_decay: float = 5e-4, width: int = 32, seed: int = 0,
+                   epochs: int = Defaults.epochs, batch_size: int = Defaults.batch_size,
+                   lr: float = Defaults.lr, weight_decay: float = Defaults.weight_decay,
+                   width: int = Defaults.width, seed: int = 0,
                    device: str | torch.device | None = None,
                    transform: Callable[[np.ndarray], np.ndarray] | None = None,
                    steps_per_epoch: int | None = None) -> tuple[nn.Module, dict]:
@@ -189,7 +191,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
 
 def evaluate_variant(variant: str, splits: dict[str, ImageSet],
                      synthetic: tuple[np.ndarray, np.ndarray] | None, *, seed: int = 0,
-                     classic: str = "affine,elastic,noise",
+                     classic: str = EvaluateConfig.classic,
                      device: str | torch.device | None = None, **fit_kwargs) -> dict:
     """Train on one variant, select on val, score on test. Returns metrics + predictions.
 

@@ -252,12 +252,18 @@ class Preset:
     cpu_width_above_16px: int | None = None  # CPU width for images larger than 16×16
     batch: dict = field(default_factory=lambda: {"cpu": 64, "cuda": 64})  # per device type
     long_tail_diffaug: str | None = None  # DiffAugment policy for long-tailed training sets
+    small_image_defaults: dict = field(default_factory=dict)  # replaces defaults at <= 16 px
 
     def default_width(self, device_type: str, image_size: int) -> int:
         """The width ``train.width: null`` means on this device for this image side."""
         if device_type == "cpu" and image_size > 16 and self.cpu_width_above_16px:
             return self.cpu_width_above_16px
         return self.width[device_type]
+
+    def defaults_for(self, image_size: int) -> dict:
+        """The TrainConfig values ``null`` means for images of this side."""
+        small = self.small_image_defaults if 0 < image_size <= SMALL_IMAGE else {}
+        return {**self.defaults, **small}
 
     def default_diffaug(self, repeat: float) -> str:
         """The policy ``train.diffaug: null`` means when class-balanced epochs show the rarest
@@ -292,6 +298,12 @@ _DCGAN_DEFAULTS = dict(_CONV_DEFAULTS, diffaug="", lr_g=2e-3, lr_d=2e-3, lr_deca
 # no gain (0.977 -> 0.974), on balanced digits CAS is lower with it (RESULTS.md).
 LONG_TAIL_REPEAT = 30.0
 
+# The class term is off at 16 px and below: on 8×8 digits labels bind within ~30 epochs without
+# it, and it costs FID (CAS 0.972 against 0.956 with it; RESULTS.md). From 28 px it is what
+# binds them (MNIST CAS 0.61 -> 0.80).
+SMALL_IMAGE = 16
+_SMALL_CONV = {"cls_weight": 0.0}
+
 # Batch 32 on CPU: there images/s fall only ~12 % when the batch halves, so G and D get ~1.75x
 # the updates per second; MNIST CAS at 240 s, one seed: 0.779 at batch 64, 0.853 at 32 (RESULTS.md).
 _CONV_BATCH = {"cpu": 32, "cuda": 64}
@@ -301,9 +313,10 @@ PRESETS: dict[str, Preset] = {
     # MNIST budget width 16 ends with twice the CAS (benchmarks/RESULTS.md): halve it above 16 px.
     "dcgan": Preset(DeconvGenerator, StridedProjectionDiscriminator, defaults=_DCGAN_DEFAULTS,
                     width={"cpu": 32, "cuda": 64}, cpu_width_above_16px=16, batch=_CONV_BATCH,
-                    long_tail_diffaug="translation,cutout"),
+                    long_tail_diffaug="translation,cutout", small_image_defaults=_SMALL_CONV),
     "sngan": Preset(ConvGenerator, ProjectionDiscriminator, defaults=_CONV_DEFAULTS,
-                    width={"cpu": 32, "cuda": 64}, cpu_width_above_16px=16, batch=_CONV_BATCH),
+                    width={"cpu": 32, "cuda": 64}, cpu_width_above_16px=16, batch=_CONV_BATCH,
+                    small_image_defaults=_SMALL_CONV),
     "classic": Preset(MLPGenerator, MLPDiscriminator,
                       defaults=dict(loss="bce", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                                     lr_decay=0.0, ema_decay=0.0, diffaug="", cls_weight=0.0,

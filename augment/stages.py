@@ -7,6 +7,8 @@ and output paths with the defaults that ``dvc.yaml`` uses. Each returns a small 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -88,21 +90,32 @@ def judge(params: Mapping, *, data: str = "data/prepared", out: str = "models/ju
 def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.pt",
           samples: str = "plots/train/samples.png", logdir: str = "dvclive/train",
           judge: str | None = "models/judge.pt", quality: str = "metrics/quality.json",
-          resume: bool = False) -> dict:
+          settings: str = "metrics/train_config.json", resume: bool = False,
+          dry_run: bool = False) -> dict:
     """Train the cGAN, log losses with dvclive, checkpoint every ``checkpoint_every`` epochs.
 
     With a ``judge``, every checkpoint also logs the domain FID, judge accuracy and diversity
     of the EMA generator (one sample per real train label), and ``quality`` gets the final report.
+    ``settings`` gets every setting the run used, the presets' and rules' choices filled in;
+    ``dry_run`` prints them and trains nothing.
     """
     from dvclive import Live
 
     from .checkpoint import load_checkpoint, save_checkpoint
     from .plots import save_png
+    from .runtime import bf16_native
     from .synthesize import sample_grid
-    from .train import train_gan
+    from .train import resolve_for_data, train_gan
 
     cfg, seed = stage_config(params, "train"), params.get("seed", 0)
     real = D.load_prepared(data, splits=("train",))["train"]
+    device = resolve_device(cfg.device)
+    resolved = resolve_for_data(cfg, real, device)
+    used = {"seed": seed, **dataclasses.asdict(resolved),
+            "bf16": resolved.amp and bf16_native(device)}
+    if dry_run:
+        print(json.dumps(used, indent=2))
+        return {"settings": used}
     assess = _quality_probe(judge, real, seed=seed, device=cfg.device)
     start = load_checkpoint(out) if resume and Path(out).is_file() else None
     t0 = time.perf_counter()
@@ -122,7 +135,8 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
                 save_checkpoint(out, gan.state(classes=real.classes, epoch=epoch, history=history))
 
         history, report = (list(start["history"]) if start else []), {}
-        gan = train_gan(real, cfg, seed=seed, device=cfg.device, resume=start, on_epoch=on_epoch)
+        gan = train_gan(real, resolved, seed=seed, device=device, resume=start,
+                        on_epoch=on_epoch)
     grid = sample_grid(gan.ema.module, num_classes=len(real.classes),
                        per_class=cfg.grid_per_class, seed=seed, device=cfg.device)
     save_png(samples, grid)
@@ -130,12 +144,13 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
     if judge is not None:
         report = report or assess(gan.ema.module)  # resumed at or past train.epochs: no epoch ran
         write_json(quality, report)
+    write_json(settings, used)
     _log("train", f"{gan.config.preset} ({gan.config.loss}), {cfg.epochs} epochs on "
                   f"{resolve_device(cfg.device)}: {seconds:.1f} s" +
                   (f"; FID {report['fid']:.2f}, judge accuracy {report['judge_accuracy']:.3f}"
                    if report else ""))
     return {"epochs": cfg.epochs, "seconds": seconds, "final": history[-1] if history else {},
-            "quality": report}
+            "quality": report, "settings": used}
 
 
 QUALITY_CURVES = ("fid", "fid_class_mean", "judge_accuracy", "diversity_min")

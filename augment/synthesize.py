@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from .checkpoint import load_generator
+from .config import SynthesizeConfig as Defaults
 from .errors import DataError
 from .io import atomic_path, save_arrays
 from .runtime import mixed_precision, progress, resolve_device, to_uint8
@@ -40,7 +41,8 @@ def _class_index(key: str | int, classes: tuple[str, ...] | None, num_classes: i
                     f"classes: {known}; use {fix}")
 
 
-def balance_counts(labels, *, num_classes: int, target: Target = "max", multiple: float = 1.0,
+def balance_counts(labels, *, num_classes: int, target: Target = Defaults.target,
+                   multiple: float = Defaults.multiple,
                    classes: tuple[str, ...] | None = None) -> dict[int, int]:
     """Synthetic images per class so that real + synthetic reaches ``target × multiple``.
 
@@ -65,8 +67,9 @@ def balance_counts(labels, *, num_classes: int, target: Target = "max", multiple
 
 @torch.no_grad()
 def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int] | int, *,
-               batch_size: int = 256, seed: int = 0, device: str | torch.device | None = None,
-               amp: bool = True, keep: Filter | None = None, max_draws: float = 20.0
+               batch_size: int = Defaults.batch_size, seed: int = 0,
+               device: str | torch.device | None = None, amp: bool = Defaults.amp,
+               keep: Filter | None = None, max_draws: float = Defaults.max_draws
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw exactly ``counts[c]`` images of every class ``c`` from a conditional generator.
 

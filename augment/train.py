@@ -28,11 +28,13 @@ from .runtime import (epoch_generator, mixed_precision, progress, resolve_device
 
 def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 0,
                    repeat: float = 1.0) -> TrainConfig:
-    """Fill the settings left as None with the preset's defaults (width and batch size by
-    device, width also by image size, DiffAugment by how often balanced epochs ``repeat`` the
-    rarest class's images relative to the largest class's)."""
+    """The one place where settings left as None get their values: the preset's defaults
+    (the class term by image size), width and batch size by device (width also by image size),
+    DiffAugment by how often balanced epochs ``repeat`` the rarest class's images relative to
+    the largest class's. The device itself is resolved too (``auto`` → ``cpu``/``cuda``)."""
     preset = PRESETS[cfg.preset]
-    fill = {k: v for k, v in preset.defaults.items() if getattr(cfg, k) is None}
+    fill = {k: v for k, v in preset.defaults_for(image_size).items() if getattr(cfg, k) is None}
+    fill["device"] = device.type
     if cfg.diffaug is None:
         fill["diffaug"] = preset.default_diffaug(repeat)
     if cfg.width is None:
@@ -40,6 +42,13 @@ def resolve_config(cfg: TrainConfig, device: torch.device, *, image_size: int = 
     if cfg.batch_size is None:
         fill["batch_size"] = preset.batch[device.type]
     return dataclasses.replace(cfg, **fill)
+
+
+def resolve_for_data(cfg: TrainConfig, data: ImageSet, device: torch.device) -> TrainConfig:
+    """:func:`resolve_config` for training on ``data``: the settings :func:`train_gan` runs."""
+    counts = data.counts()  # balanced epochs show the rarest class n_max / n_min times as often
+    repeat = counts.max() / max(counts.min(), 1) if cfg.balance else 1.0
+    return resolve_config(cfg, device, image_size=data.images.shape[-1], repeat=repeat)
 
 
 class EMA:
@@ -204,9 +213,7 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     checkpoints there. ``resume`` is a checkpoint dict to continue from.
     """
     device = resolve_device(device)
-    counts = data.counts()  # balanced epochs show the rarest class n_max / n_min times as often
-    repeat = counts.max() / max(counts.min(), 1) if cfg.balance else 1.0
-    cfg = resolve_config(cfg, device, image_size=data.images.shape[-1], repeat=repeat)
+    cfg = resolve_for_data(cfg, data, device)
     seed_everything(seed)
     gan = setup(cfg, image_shape=data.images.shape[1:], num_classes=len(data.classes),
                 device=device)

@@ -184,7 +184,9 @@ def run(args) -> pd.DataFrame:
             spec, _, batch = preset.partition("@")  # "dcgan:16@256": width 16, batch 256
             name, _, width = spec.partition(":")
             lr = args.lr if name != "classic" else None  # classic stays the textbook recipe
-            extra = dict(args.set) if name != "classic" else {}
+            # every recorded CAS run trained on the split as it is (the default was balance
+            # off until 2026-11-30); --set balance=true for class-balanced epochs
+            extra = {"balance": False, **(dict(args.set) if name != "classic" else {})}
             cfg = TrainConfig(preset=name, epochs=args.epochs, amp=args.amp,
                               batch_size=int(batch) if batch else args.batch_size,
                               lr_g=lr, lr_d=lr, width=int(width) if width else None, **extra)

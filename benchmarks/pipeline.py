@@ -5,9 +5,7 @@ For each stage, in a temporary git copy of this repository (params.yaml + --set 
   flow    `python -m flows <stage>` (the same as a Prefect flow, each process starting
                                      Prefect's ephemeral server: plain `dvc repro`)
   shared  `python -m flows <stage>` with PREFECT_API_URL set to one server started once
-  warm    the same, also with the warm stage launcher (flows/launcher.py): the stage is forked
-          from a process that imported everything once (what `python -m flows repro` and
-          `make repro` do)
+          (what `python -m flows repro` and `make repro` do)
 then `dvc repro -f` of the whole pipeline both ways. Prints a table, writes benchmarks/results/*.json.
 
     python benchmarks/pipeline.py                                  # default params (digits)
@@ -82,7 +80,6 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     if args.dvc_only:
         return dvc_only(repo, env, args)
-    from flows.launcher import ENV as LAUNCHER, stage_launcher
     from flows.server import shared_server
 
     import_s = timed([sys.executable, "-c", "import augment.stages"], repo, env)
@@ -97,12 +94,8 @@ def main() -> None:
         shared_env = {**env, "PREFECT_API_URL": url}
         for r in rows:
             r["shared_s"] = timed([sys.executable, "-m", "flows", r["stage"]], repo, shared_env)
-        with stage_launcher() as socket_path:
-            warm_env = {**shared_env, LAUNCHER: socket_path}
-            for r in rows:
-                r["warm_s"] = timed([sys.executable, "-m", "flows", r["stage"]], repo, warm_env)
     for r in rows:
-        for key in ("flow", "shared", "warm"):
+        for key in ("flow", "shared"):
             r[f"{key}_overhead_s"] = r[f"{key}_s"] - r["bare_s"]
     dvc_s = timed([str(bin_dir / "dvc"), "repro", "-f"], repo, env)
     dvc_shared_s = timed([sys.executable, "-m", "flows", "repro", "-f"], repo, env)
@@ -111,13 +104,11 @@ def main() -> None:
               "import_prefect_s": prefect_import_s, "server_start_s": server_start_s,
               "stages": rows, "dvc_repro_s": dvc_s, "flows_repro_shared_server_s": dvc_shared_s,
               "metrics": metrics, "cpu_count": os.cpu_count()}
-    print(f"{'stage':<12}{'bare s':>8}{'flow s':>8}{'+s':>7}{'shared s':>10}{'+s':>7}"
-          f"{'warm s':>8}{'+s':>7}")
+    print(f"{'stage':<12}{'bare s':>8}{'flow s':>8}{'+s':>7}{'shared s':>10}{'+s':>7}")
     for r in [*rows, {"stage": "total", **{k: sum(r[k] for r in rows) for k in rows[0]
                                             if k != "stage"}}]:
         print(f"{r['stage']:<12}{r['bare_s']:>8.1f}{r['flow_s']:>8.1f}{r['flow_overhead_s']:>7.1f}"
-              f"{r['shared_s']:>10.1f}{r['shared_overhead_s']:>7.1f}{r['warm_s']:>8.1f}"
-              f"{r['warm_overhead_s']:>7.1f}")
+              f"{r['shared_s']:>10.1f}{r['shared_overhead_s']:>7.1f}")
     print(f"dvc repro -f: {dvc_s:.1f} s (ephemeral server per stage); python -m flows repro -f: "
           f"{dvc_shared_s:.1f} s (one server, its start-up {server_start_s:.1f} s included); "
           f"'import augment.stages' {import_s:.1f} s, 'import prefect' {prefect_import_s:.1f} s")

@@ -14,6 +14,7 @@ workspace at once (a second trigger waits in ``AwaitingConcurrencySlot``).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -27,8 +28,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.tasks import exponential_backoff
 
-from flows.launcher import stage_launcher
-
 WEEKLY = "0 6 * * 1"  # Mondays 06:00 (UTC unless the server says otherwise)
 
 
@@ -39,11 +38,18 @@ class CommandFailed(RuntimeError):
 
 
 def _transient(task, task_run, state) -> bool:
-    """Retry unless a stage reported a user-fixable error (our CLI exits 2 for those)."""
+    """Retry unless a stage reported a user-fixable error (our CLI exits 2 for those).
+
+    dvc reports a failed stage as "... exited with <status>": status 2 exactly, not 20-29,
+    255 or -2, marks the user error.
+    """
+    import re
+
     try:
         state.result()
     except CommandFailed as err:
-        return "exited with 2" not in err.output and err.returncode != 2
+        return (re.search(r"exited with 2(?!\d)", err.output) is None
+                and err.returncode != 2)
     except Exception:
         return True
     return False
@@ -133,8 +139,7 @@ def retrain(workspace: str = ".", set_params: list[str] | None = None, push: boo
     ``set_params``: overrides such as ``["train.epochs=80"]``, run as ``dvc exp run -S``.
     """
     overrides = [a for s in set_params or [] for a in ("-S", s)]
-    with stage_launcher():  # stage processes forked warm: no per-stage Prefect import
-        dvc(["exp", "run", *overrides] if overrides else ["repro"], workspace)
+    dvc(["exp", "run", *overrides] if overrides else ["repro"], workspace)
     metrics = publish(workspace)
     if push:
         dvc(["push"], workspace)
@@ -149,3 +154,26 @@ def deployment(*, name: str = "weekly", cron: str | None = WEEKLY, parameters: d
     return retrain.to_deployment(name=name, cron=cron, parameters=parameters or {},
                                  concurrency_limit=limit, tags=["augment"],
                                  description="dvc repro / exp run, then publish the metrics")
+
+
+def main(argv: list[str]) -> int:
+    """``python -m flows serve``: serve the retrain deployment until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m flows serve", description=main.__doc__)
+    parser.add_argument("--name", default="weekly", help="deployment name (default: %(default)s)")
+    parser.add_argument("--cron", default=None, help="cron schedule (default: weekly, Mon 06:00)")
+    parser.add_argument("--no-schedule", action="store_true", help="triggered runs only")
+    parser.add_argument("--workspace", default=".", help="DVC workspace (default: %(default)s)")
+    parser.add_argument("--set", action="append", default=[], dest="set_params",
+                        metavar="SECTION.KEY=VALUE", help="params override (dvc exp run -S)")
+    args = parser.parse_args(argv)
+    if not os.environ.get("PREFECT_API_URL"):
+        print("python -m flows serve: error: schedules need a running Prefect server; start one "
+              "(prefect server start) and set PREFECT_API_URL=http://127.0.0.1:4200/api",
+              file=sys.stderr)
+        return 2
+    from prefect import serve as prefect_serve
+
+    cron = None if args.no_schedule else (args.cron or WEEKLY)
+    params = {"workspace": str(Path(args.workspace).resolve()), "set_params": args.set_params}
+    prefect_serve(deployment(name=args.name, cron=cron, parameters=params))
+    return 0

@@ -1,4 +1,4 @@
-"""One Prefect server for many flow processes.
+"""One Prefect server for many flow processes, and child processes that end with their parent.
 
 Every DVC stage runs its flow in a new process. Without ``PREFECT_API_URL`` each such process
 starts Prefect's ephemeral API server and runs its database migrations (~8 s here, 17 s on the
@@ -6,11 +6,17 @@ first start), five times per ``dvc repro``. :func:`shared_server` starts one
 ``prefect server start`` on loopback for a whole block and points ``PREFECT_API_URL`` at it, so
 the stage processes only connect; runs still land in the same database (``PREFECT_HOME``) and
 show in the UI. When ``PREFECT_API_URL`` is already set (a team server), that one is used.
+
+Nothing started here outlives what started it: the server and ``dvc`` are asked by the kernel
+to stop when their parent dies, even by SIGKILL (Linux's parent-death signal,
+:func:`die_with_parent`), and :func:`run_interruptible` passes Ctrl-C and SIGTERM on to the
+child's whole process group.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -21,6 +27,52 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``signum`` to this process when its parent exits (Linux; elsewhere
+    a no-op). For ``preexec_fn`` of a child, or called by a process about itself; a parent that
+    is already gone (the process was re-parented) ends this process at once."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signum)
+
+
+def run_interruptible(cmd: list[str], *, grace: float = 5.0, **popen) -> int:
+    """Run ``cmd`` in a process group of its own, dying with this process; return its exit
+    status. SIGINT or SIGTERM received here is passed to the whole group as SIGINT (the stage's
+    flow ends as a crashed run, DVC reports the failed stage); whatever still runs ``grace``
+    seconds later is killed. The status is then 128 + the signal, as a shell reports it."""
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent, **popen)
+    received: list[int] = []
+
+    def forward(signum, _frame):
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+
+    handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    deadline = None
+    try:
+        while (code := proc.poll()) is None:
+            if received and deadline is None:
+                deadline = time.monotonic() + grace
+            if deadline is not None and time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):  # anything the group left behind
+            os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    return 128 + received[0] if received else code
 
 
 def free_port() -> int:
@@ -75,7 +127,7 @@ def shared_server(*, port: int | None = None, timeout: float = 90) -> Iterator[s
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
     try:
         wait_healthy(url, proc, timeout, log)
         os.environ["PREFECT_API_URL"] = url

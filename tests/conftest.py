@@ -67,7 +67,8 @@ def checkpoint(prepared, judge, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("train")
     stages.train(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
                  samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
-                 judge=str(judge), quality=str(d / "quality.json"))
+                 judge=str(judge), quality=str(d / "quality.json"),
+                 settings=str(d / "train_config.json"))
     return d / "gan.pt"
 
 

@@ -1,9 +1,13 @@
+import dataclasses
+import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from augment.cli import main
+from augment.config import STAGE_CONFIGS
 from conftest import ROOT
 
 
@@ -13,14 +17,22 @@ def _write(tmp_path, params) -> str:
     return str(path)
 
 
-def test_help_lists_every_params_key(capsys):
-    try:
-        main(["train", "--help"])
-    except SystemExit as exit_:
-        assert exit_.code == 0
+@pytest.mark.parametrize("stage", sorted(STAGE_CONFIGS))
+def test_help_lists_every_params_key(capsys, stage):
+    """``augment <stage> --help`` lists every key of the stage's params section, each at the
+    start of an indented line (followed by a space, ':', '=' or the line's end, so that an
+    option's wrapped help such as "    epochs) (default: ...)" does not count)."""
+    with pytest.raises(SystemExit) as exit_:
+        main([stage, "--help"])
+    assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for key in ("preset", "loss", "diffaug", "ema_decay", "checkpoint_every", "--resume"):
-        assert key in out
+    keys = [f.name for f in dataclasses.fields(STAGE_CONFIGS[stage])]
+    assert keys, f"{stage} has no params keys to list"
+    listed = lambda key: re.search(rf"^[ \t]+{re.escape(key)}(?=[ \t:=,]|$)", out, re.M)  # noqa: E731
+    missing = [k for k in keys if not listed(k)]
+    assert not missing, f"augment {stage} --help does not list {missing}:\n{out}"
+    if stage == "train":
+        assert re.search(r"^[ \t]+--resume\b", out, re.M)
 
 
 def test_bad_param_exits_2_and_writes_nothing(tmp_path, params, capsys):

@@ -1,22 +1,26 @@
+import dataclasses
+
 import pytest
 import yaml
 
-from augment.config import (EvaluateConfig, PrepareConfig, SynthesizeConfig, TrainConfig,
-                            from_dict, load_params, stage_config)
+from augment.config import (STAGE_CONFIGS, ClassifierConfig, EvaluateConfig, PrepareConfig,
+                            SynthesizeConfig, TrainConfig, from_dict, load_params, stage_config)
 from augment.errors import ConfigError
 from conftest import ROOT
 
 
 def test_repository_params_validate():
     params = load_params(ROOT / "params.yaml")
-    for section in ("prepare", "train", "synthesize", "evaluate"):
-        stage_config(params, section)
+    for section, cls in STAGE_CONFIGS.items():  # every stage's section, judge included
+        assert isinstance(stage_config(params, section), cls)
 
 
-def test_configs_are_frozen():
-    cfg = TrainConfig()
-    with pytest.raises(Exception):
-        cfg.epochs = 3  # type: ignore[misc]
+@pytest.mark.parametrize("section", sorted(STAGE_CONFIGS))
+def test_configs_are_frozen(section):
+    cfg = STAGE_CONFIGS[section]()
+    for f in dataclasses.fields(cfg):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(cfg, f.name, None)
 
 
 @pytest.mark.parametrize("section,raw,needle", [
@@ -69,3 +73,48 @@ def test_load_params_rejects_unknown_sections_and_bad_seed(tmp_path):
     path.write_text("train: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(path)
+
+
+def test_params_yaml_ships_the_dataclass_defaults():
+    """One source of defaults: the repository's params.yaml is the configs' defaults, key by key."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params) == {"seed", *STAGE_CONFIGS}
+    for section, cls in STAGE_CONFIGS.items():
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert set(params[section]) == set(fields), section
+        for key, default in fields.items():
+            shipped = params[section][key]
+            assert shipped == (list(default) if isinstance(default, tuple) else default), \
+                f"{section}.{key}: params.yaml {shipped!r}, {cls.__name__} {default!r}"
+
+
+def test_library_functions_take_their_defaults_from_the_configs():
+    import inspect
+
+    import augment
+    from augment.evaluate import SmallCNN, evaluate_variant, fit_classifier
+    from augment.synthesize import balance_counts
+    from augment.train import train_gan
+
+    def defaults(fn) -> dict:
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    clf, syn = ClassifierConfig(), SynthesizeConfig()
+    fit = defaults(fit_classifier)
+    for key in ("epochs", "batch_size", "lr", "weight_decay", "width"):
+        assert fit[key] == getattr(clf, key), key
+    assert defaults(SmallCNN.__init__)["width"] == clf.width
+    assert defaults(evaluate_variant)["classic"] == EvaluateConfig().classic
+    draw = defaults(augment.synthesize)
+    assert (draw["batch_size"], draw["amp"], draw["max_draws"]) == (syn.batch_size, syn.amp,
+                                                                    syn.max_draws)
+    assert (defaults(balance_counts)["target"], defaults(balance_counts)["multiple"]) == \
+        (syn.target, syn.multiple)
+    assert defaults(train_gan)["cfg"] == TrainConfig()
+
+
+def test_every_key_says_what_it_does():
+    for cls in STAGE_CONFIGS.values():
+        for f in dataclasses.fields(cls):
+            assert len(f.metadata.get("doc", "")) > 10, f"{cls.__name__}.{f.name} has no doc"

@@ -119,19 +119,44 @@ def test_overlapping_triggers_run_one_at_a_time(served):
     assert any("AwaitingConcurrencySlot" in s for s in states[b.id]), states[b.id]
 
 
-def test_user_errors_are_not_retried_but_transient_ones_are():
-    class State:
-        def __init__(self, err):
-            self.err = err
+class _FailedState:
+    """What Prefect hands the retry condition: a state whose ``result()`` raises ``err``."""
 
+    def __init__(self, err):
+        self.err = err
+
+    def result(self):
+        raise self.err
+
+
+def _stage_failed(status: int, tail: str = "") -> CommandFailed:
+    """``dvc repro`` failing (exit 1) because a stage's command exited with ``status``, worded
+    as dvc words it."""
+    return CommandFailed(["dvc", "repro"], 1, "ERROR: failed to reproduce 'train': failed to run: "
+                                              f"python -m flows train, exited with {status}{tail}")
+
+
+@pytest.mark.parametrize("status, tail, retried", [
+    (2, "", False), (2, "\n", False),  # our CLI's user error: retrying cannot help
+    (20, "", True), (25, "\n", True), (255, "", True),  # other statuses that start with a 2
+    (-2, "", True), (-9, "", True), (1, "", True), (12, "", True),  # signals, crashes
+])
+def test_user_errors_are_not_retried_but_transient_ones_are(status, tail, retried):
+    assert _transient(None, None, _FailedState(_stage_failed(status, tail))) is retried
+
+
+def test_retry_condition_on_the_command_status_and_other_errors():
+    user = CommandFailed(["dvc", "exp", "run"], 2, "ERROR: unexpected error")
+    assert _transient(None, None, _FailedState(user)) is False
+    crash = CommandFailed(["dvc", "push"], 255, "ERROR: failed to push data to the cloud")
+    assert _transient(None, None, _FailedState(crash)) is True
+    assert _transient(None, None, _FailedState(ConnectionError("remote unreachable"))) is True
+
+    class Completed:
         def result(self):
-            raise self.err
+            return "ok"
 
-    user = CommandFailed(["dvc", "repro"], 1, "failed to run: python -m flows train, exited with 2")
-    crash = CommandFailed(["dvc", "repro"], 1, "failed to run: python -m flows train, exited with -9")
-    assert not _transient(None, None, State(user))
-    assert _transient(None, None, State(crash))
-    assert _transient(None, None, State(ConnectionError("remote unreachable")))
+    assert _transient(None, None, Completed()) is False
 
 
 def test_prefect_yaml_deploys_schedule_limit_and_workspace(server, tmp_path):

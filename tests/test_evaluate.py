@@ -149,21 +149,23 @@ def test_bad_evaluate_config_is_named(raw, message):
         from_dict(EvaluateConfig, raw, section="evaluate")
 
 
-def test_missing_cluster_runner_package_says_what_to_install(monkeypatch):
-    import builtins
+@pytest.mark.parametrize("runner, module, package", [("ray", "prefect_ray", "prefect-ray"),
+                                                     ("dask", "prefect_dask", "prefect-dask")])
+def test_missing_cluster_runner_package_says_what_to_install(monkeypatch, runner, module,
+                                                             package):
+    """The runner's package made unimportable whether or not it is installed: a None entry in
+    sys.modules makes ``importlib.import_module`` (what task_runner calls) raise ImportError."""
+    import sys
 
     from flows.evaluate import task_runner
 
-    real_import = builtins.__import__
-
-    def no_ray(name, *args, **kwargs):
-        if name.startswith("prefect_ray"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
-    with pytest.raises(ConfigError, match="pip install prefect-ray"):
-        task_runner(from_dict(EvaluateConfig, {"runner": "ray"}, section="evaluate"))
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ConfigError) as err:
+        task_runner(from_dict(EvaluateConfig, {"runner": runner}, section="evaluate"))
+    message = str(err.value)
+    assert f"evaluate.runner: '{runner}' needs the {package} package" in message
+    assert f"pip install {package}" in message and f"pip install 'augment[{runner}]'" in message
+    assert "runner: threads" in message
 
 
 def test_minority_only_fills_just_the_minority(tmp_path, params, checkpoint, judge):

@@ -33,7 +33,8 @@ def test_stage_flows_end_to_end(tmp_path, params):
     assert state.is_completed() and state.result()["classes"] == 10
     judge_flow(params_path=p, data=d("prepared"), out=d("judge.pt"), metrics=d("judge.json"))
     train_flow(params_path=p, data=d("prepared"), out=d("gan.pt"), samples=d("s.png"),
-               logdir=d("live"), judge=d("judge.pt"), quality=d("quality.json"))
+               logdir=d("live"), judge=d("judge.pt"), quality=d("quality.json"),
+               settings=d("train_config.json"))
     summary = synthesize_flow(params_path=p, data=d("prepared"), model=d("gan.pt"),
                               judge=d("judge.pt"), out=d("syn"), metrics=d("syn.json"))
     assert "filter" not in summary

@@ -27,7 +27,12 @@ def test_generator_and_discriminator_shapes(preset, channels, size):
     assert x.shape == (5, channels, size, size)
     assert x.min() >= -1 and x.max() <= 1
     assert d(x, y).shape == (5,)
-    assert g.hparams == hp
+    # g.hparams (what a checkpoint stores) is enough to rebuild G: the weights load strictly
+    # and the rebuilt G draws the same images
+    rebuilt = build_generator(g.hparams)
+    rebuilt.load_state_dict(g.state_dict())  # strict: same layers, same shapes
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(z, y), g.eval()(z, y))
 
 
 def test_minibatch_std_channel_is_the_std_of_each_group():
@@ -131,12 +136,61 @@ def test_gan_loss_backpropagates(name):
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and set(stats) == {"d_real", "d_fake"}
 
 
-def test_penalties_are_nonnegative():
-    hp = dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=2, z_dim=8, width=8)
-    d = build_discriminator(hp)
-    real, fake, y = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 0])
-    assert gradient_penalty(d, real, fake, y) >= 0
-    assert r1_penalty(d, real, fake, y) >= 0
+class _KnownGradientD(torch.nn.Module):
+    """D(x, y) = ⟨w_y, x⟩ + c/2·‖x‖² on x: B×1×1×2, so ∇ₓD(x, y) = w_y + c·x by hand."""
+
+    def __init__(self, c: float = 0.0):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([[3.0, 0.0], [0.3, 0.4]]))  # ‖w₀‖ = 3, ‖w₁‖ = ½
+        self.c = c
+
+    def forward(self, x, y, parts=1):
+        x = x.flatten(1)
+        return (self.w[y] * x).sum(1) + 0.5 * self.c * x.pow(2).sum(1)
+
+
+_Y = torch.tensor([0, 1, 1])
+_REAL = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, -0.4]]).view(3, 1, 1, 2)
+_FAKE = torch.tensor([[5.0, -2.0], [7.0, 1.0], [-3.0, 4.0]]).view(3, 1, 1, 2)
+
+
+def test_gradient_penalty_is_the_mean_of_squared_gradient_norm_minus_one():
+    """WGAN-GP: E(‖∇D(x̂)‖ − 1)². A linear D has ∇D = w_y at every interpolate x̂, whatever α:
+    ((3 − 1)² + (½ − 1)² + (½ − 1)²) / 3 = 1.5 (a norm per sample, averaged over samples)."""
+    d = _KnownGradientD()
+    gp = gradient_penalty(d, _REAL, _FAKE, _Y)
+    assert gp.item() == pytest.approx(1.5, rel=1e-6)
+    # differentiable in D's weights (create_graph), as the D step needs:
+    # ∂/∂w₀ = (1/3)·2(‖w₀‖ − 1)·w₀/‖w₀‖ = (4/3, 0); ∂/∂w₁ = (2/3)·2(½ − 1)·w₁/½ = −(4/3)·w₁
+    gp.backward()
+    torch.testing.assert_close(d.w.grad, torch.tensor([[4 / 3, 0.0], [-0.4, -0.16 / 0.3]]))
+
+
+def test_r1_penalty_is_half_the_mean_squared_gradient_norm_on_real_data():
+    """R1: ½·E‖∇ₓD(x)‖² at the real x. With ∇ₓD = w_y + x: (4, 0), (0.3, 0.4), (0.3, 0) →
+    ½·(16 + 0.25 + 0.09) / 3; the fakes (far from the reals) must not enter it."""
+    d = _KnownGradientD(c=1.0)
+    r1 = r1_penalty(d, _REAL, _FAKE, _Y)
+    assert r1.item() == pytest.approx(0.5 * (16 + 0.25 + 0.09) / 3, rel=1e-6)
+    r1.backward()  # differentiable in D's weights: ∂/∂w_k = Σ_{i: y_i = k} (w_k + x_i) / 3
+    torch.testing.assert_close(d.w.grad, torch.tensor([[4.0, 0.0], [0.6, 0.4]]) / 3)
+
+
+@pytest.mark.parametrize("name, weights", [("hinge", {"r1_gamma": 0.2}),
+                                           ("wgan-gp", {"gp_weight": 10.0, "r1_gamma": 0.2})])
+def test_penalties_enter_d_loss_with_their_weights(name, weights):
+    """D's loss = adversarial term + gp_weight·GP + γ·R1 (γ·½E‖∇D(x)‖²), computed by hand."""
+    d = _KnownGradientD(c=0.0 if name == "wgan-gp" else 1.0)  # GP by hand needs a linear D
+    loss = make_loss(name, augment=make_diffaug(""), **weights)
+    total, _ = loss.discriminator(d, _REAL, _FAKE, _Y)
+    with torch.no_grad():
+        real_logits, fake_logits = d(_REAL, _Y), d(_FAKE, _Y)
+    expected = OBJECTIVES[name][0](real_logits, fake_logits)
+    grad_real = d.w[_Y].detach() + d.c * _REAL.flatten(1)
+    expected = expected + weights["r1_gamma"] * 0.5 * grad_real.pow(2).sum(1).mean()
+    if name == "wgan-gp":
+        expected = expected + weights["gp_weight"] * 1.5
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "sngan"])
@@ -232,4 +286,5 @@ def test_mode_seeking_is_a_generator_term_chosen_at_setup():
 def test_class_term_needs_projection_discriminator():
     with pytest.raises(ConfigError, match="cls_weight.*projection"):
         TrainConfig(preset="classic", cls_weight=0.5)
-    assert TrainConfig(preset="classic", cls_weight=0.0).cls_weight == 0.0
+    TrainConfig(preset="classic", cls_weight=0.0)  # off: no projection D needed
+    TrainConfig(preset="dcgan", cls_weight=0.5)  # a projection D: accepted

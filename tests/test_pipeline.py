@@ -1,10 +1,13 @@
 """The real thing: ``dvc repro`` of this repository's dvc.yaml in a temporary git repository,
-with tiny params. Checks outputs, metrics, no-op re-runs, bitwise reproducibility, and that an
-experiment on a train param re-runs only train and what follows it."""
+with tiny params. Checks outputs, metrics, no-op re-runs, bitwise reproducibility, that a stage
+imports no code dvc.yaml does not list, that editing a module reruns the stages that import it,
+and that an experiment on a train param re-runs only train and what follows it."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -65,13 +68,60 @@ def test_repro_again_is_a_no_op(repo):
     assert "Running stage" not in out and out.count("didn't change, skipping") == 5
 
 
+FORCED: dict[str, str] = {}  # the output of the forced rerun, with import times
+
+
 def test_forced_rerun_is_bitwise_identical(repo):
-    root, _ = repo
+    root, env = repo
     before = _lock_hashes(root)
     metrics_before = (root / "metrics/evaluate.json").read_bytes()
-    _dvc(repo, "repro", "-f")
+    # every Python process prints what it imports (stderr, kept in order with stdout): read by
+    # the next test
+    proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), "repro", "-f"], cwd=root,
+                          env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    FORCED["out"] = proc.stdout
     assert _lock_hashes(root) == before
     assert (root / "metrics/evaluate.json").read_bytes() == metrics_before
+    assert "up to date" in _dvc(repo, "status")
+
+
+def test_stages_import_no_code_missing_from_their_deps(repo):
+    """What each stage process really imported (python -X importtime) ⊆ its dvc.yaml deps."""
+    out = FORCED.get("out") or pytest.skip("needs the forced rerun above")
+    deps = yaml.safe_load((repo[0] / "dvc.yaml").read_text())["stages"]
+    parts = re.split(r"Running stage '(\w+)'", out)
+    assert [parts[i] for i in range(1, len(parts), 2)] == list(deps)
+    for stage, text in zip(parts[1::2], parts[2::2]):
+        modules = set(re.findall(r"^import time:.*\|\s+((?:augment|flows)(?:\.\w+)*)\s*$",
+                                 text, re.M))
+        assert "augment.stages" in modules and "flows.__main__" not in modules  # run as __main__
+        files = {m.replace(".", "/") + (".py" if (repo[0] / (m.replace(".", "/") + ".py")).is_file()
+                                        else "/__init__.py") for m in modules}
+        assert files <= set(deps[stage]["deps"]), (stage, sorted(files - set(deps[stage]["deps"])))
+
+
+# an edit to the module reruns these stages, and leaves the others up to date
+EDITS = {"augment/sources.py": {"prepare"}, "augment/judge.py": {"judge", "train", "synthesize"},
+         "augment/runtime.py": {"prepare", "judge", "train", "synthesize", "evaluate"},
+         "augment/losses.py": {"train"}, "augment/analysis.py": {"evaluate"},
+         "flows/evaluate.py": {"evaluate"}}
+
+
+@pytest.mark.parametrize("module", EDITS)
+def test_editing_an_imported_module_makes_its_stages_stale(repo, module):
+    root, _ = repo
+    path = root / module
+    original = path.read_text()
+    path.write_text(original + "\n\ndef _edited():\n    return 1\n")
+    try:
+        status = json.loads(_dvc(repo, "status", "--json"))
+    finally:
+        path.write_text(original)
+    assert set(status) == EDITS[module], status
+    for stage in EDITS[module]:
+        assert {"changed deps": {module: "modified"}} in status[stage], status[stage]
     assert "up to date" in _dvc(repo, "status")
 
 

@@ -27,11 +27,34 @@ def test_frechet_distance_matches_the_scipy_formula():
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
 
 
-def test_frechet_distance_is_finite_for_singular_covariances():
+def _plus_minus(mean, spreads):
+    """Rows mean ± s·e_i for each (i, s) in ``spreads``: the sample mean is ``mean`` and the
+    sample covariance (ddof 1) is diagonal, 2s²/(N − 1) at i and 0 in every other dimension."""
+    rows = []
+    for i, s in spreads:
+        step = np.zeros_like(mean)
+        step[i] = s
+        rows += [mean + step, mean - step]
+    return np.array(rows)
+
+
+def test_frechet_distance_is_exact_for_singular_covariances():
+    """Two Gaussians with diagonal, singular covariances (4 samples in 64 dimensions): FID is
+    ‖μa − μb‖² + Σᵢ (σa,i − σb,i)², by hand."""
+    mu_a, mu_b = np.zeros(64), np.zeros(64)
+    mu_b[5], mu_b[9] = 1.0, -2.0
+    a = _plus_minus(mu_a, [(0, 3.0), (1, 1.0)])  # variances 6, 2/3 (N = 4)
+    b = _plus_minus(mu_b, [(0, 2.0), (2, 1.0)])  # variances 8/3, 2/3
+    expected = (1 + 4) + (np.sqrt(6) - np.sqrt(8 / 3)) ** 2 + 2 / 3 + 2 / 3
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(b, a) == pytest.approx(expected, rel=1e-9)
+    # random rank-deficient sets: a shift moves only the mean term, a set against itself is 0
     rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(5, 64)), rng.normal(size=(4, 64))  # fewer samples than dimensions
-    d = frechet_distance(a, b)
-    assert np.isfinite(d) and d > 0
+    c = rng.normal(size=(5, 64))  # fewer samples than dimensions
+    shift = rng.normal(size=64)
+    assert frechet_distance(c, c + shift) == pytest.approx((shift ** 2).sum(), rel=1e-6)
+    # ~0: √ of the 60 round-off eigenvalues of a rank-4 Σ leaves ~1e-5 of Tr Σa + Tr Σb ≈ 128
+    assert frechet_distance(c, c) == pytest.approx(0.0, abs=1e-4)
 
 
 def test_report_on_real_data_is_ideal_and_collapse_is_caught(prepared):
@@ -45,7 +68,16 @@ def test_report_on_real_data_is_ideal_and_collapse_is_caught(prepared):
     first = np.array([np.flatnonzero(real.labels == c)[0] for c in real.labels])
     collapsed = fidelity_report(model, real, real.images[first], real.labels)  # one image a class
     assert collapsed["diversity_min"] == 0.0 and collapsed["fid"] > same["fid"] + 0.1
-    assert collapsed["fid_class_mean"] > 0
+    # per class, by hand: a collapsed class (one feature vector f, Σ = 0) is at ‖μ − f‖² + Tr Σ
+    features, _ = judge_outputs(model, real.images)
+    expected = {}
+    for c, name in enumerate(real.classes):
+        f = features[real.labels == c]
+        expected[name] = ((f.mean(0) - f[0]) ** 2).sum() + np.trace(np.cov(f, rowvar=False))
+    assert collapsed["fid_per_class"] == pytest.approx(expected, rel=1e-4, abs=1e-4)  # 4 decimals
+    assert collapsed["fid_class_mean"] == pytest.approx(np.mean(list(expected.values())),
+                                                        rel=1e-4, abs=1e-4)
+    assert same["fid_class_mean"] == pytest.approx(0.0, abs=1e-3)
 
 
 class _Generator(torch.nn.Module):

@@ -11,8 +11,9 @@ from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
 from augment.data import load_prepared
 from augment.errors import CheckpointError
+from augment.runtime import resolve_device
 from augment.train import EMA, lr_factor, resolve_config, train_gan
-from conftest import fabricate_images, tiny_params
+from conftest import ROOT, fabricate_images, tiny_params
 
 
 def _md5(path) -> str:
@@ -57,7 +58,8 @@ def test_preset_defaults_fill_only_unset_keys():
 def test_a_long_tail_turns_diffaugment_on_only_with_balanced_epochs():
     tail = fabricate_images([60, 2])  # balanced epochs repeat class 1's images 30x
     on = train_gan(tail, TrainConfig(epochs=1, batch_size=16, width=8, balance=True), device="cpu")
-    off = train_gan(tail, TrainConfig(epochs=1, batch_size=16, width=8), device="cpu")
+    off = train_gan(tail, TrainConfig(epochs=1, batch_size=16, width=8, balance=False),
+                    device="cpu")
     assert (on.config.diffaug, off.config.diffaug) == ("translation,cutout", "")
 
 
@@ -69,7 +71,7 @@ def test_checkpoint_is_weights_only_and_complete(checkpoint):
     assert classes == tuple("0123456789") and not g.training
 
 
-def test_train_stage_outputs(checkpoint):
+def test_train_stage_outputs(checkpoint, prepared, judge):
     d = checkpoint.parent
     assert (d / "samples.png").stat().st_size > 0
     metrics = sorted(p.name for p in (d / "dvclive" / "plots" / "metrics" / "train").iterdir())
@@ -79,7 +81,16 @@ def test_train_stage_outputs(checkpoint):
     fid_rows = (d / "dvclive" / "plots" / "metrics" / "quality" / "fid.tsv").read_text().splitlines()
     assert len(fid_rows) == 1 + 2  # header + one row per checkpoint (checkpoint_every=1, 2 epochs)
     quality = json.loads((d / "quality.json").read_text())
-    assert quality["fid"] >= 0 and len(quality["fid_per_class"]) == 10
+    # the report of the checkpoint's final EMA generator, as the stage's probe measures it, on
+    # the stage's device: the same numbers on a CPU (a GPU may round a pixel differently)
+    real = load_prepared(prepared, splits=("train",))["train"]
+    device = resolve_device(tiny_params()["train"]["device"])
+    probe = stages._quality_probe(str(judge), real, seed=tiny_params()["seed"], device=device)
+    expected = probe(load_generator(checkpoint, device)[0])
+    assert set(quality) == set(expected) and len(quality["fid_per_class"]) == 10
+    tolerance = dict(rel=0, abs=0) if device.type == "cpu" else dict(rel=1e-2, abs=1e-4)
+    for key, value in expected.items():
+        assert quality[key] == pytest.approx(value, **tolerance), key
     history = load_checkpoint(checkpoint)["history"]
     assert history[-1]["fid"] == quality["fid"]  # the checkpoint carries the curve too
 
@@ -87,7 +98,7 @@ def test_train_stage_outputs(checkpoint):
 def test_training_is_deterministic_and_resumable(prepared, params, tmp_path):
     def run(out, **kw):
         stages.train(params, data=str(prepared), out=str(out), samples=str(out) + ".png", judge=None,
-                     logdir=str(tmp_path / f"log_{out.stem}"), **kw)
+                     logdir=str(tmp_path / f"log_{out.stem}"), settings=str(out) + ".json", **kw)
 
     run(tmp_path / "a.pt")
     run(tmp_path / "b.pt")
@@ -104,7 +115,8 @@ def test_training_is_deterministic_and_resumable(prepared, params, tmp_path):
 def test_resume_from_other_models_is_a_clear_error(prepared, params, tmp_path):
     """A checkpoint of another width (or an older layer layout) is refused, not half-loaded."""
     out = tmp_path / "a.pt"
-    kw = dict(data=str(prepared), out=str(out), samples=str(tmp_path / "a.png"), judge=None)
+    kw = dict(data=str(prepared), out=str(out), samples=str(tmp_path / "a.png"), judge=None,
+              settings=str(tmp_path / "a.json"))
     stages.train(params, logdir=str(tmp_path / "log_a"), **kw)
     before = out.read_bytes()
     params["train"]["width"] = 2 * (load_checkpoint(out)["hparams"]["width"])
@@ -136,7 +148,7 @@ def test_balanced_epochs_visit_every_class_as_often_as_the_largest(monkeypatch):
     original = T.d_step
     monkeypatch.setattr(T, "d_step", counting_d_step)
     data = fabricate_images([40, 4])
-    cfg = TrainConfig(preset="classic", epochs=1, batch_size=8, width=8)
+    cfg = TrainConfig(preset="classic", epochs=1, batch_size=8, width=8, balance=False)
     train_gan(data, cfg, seed=0, device="cpu")
     assert len(seen) == 44 // 8  # plain epoch: every image once
     seen.clear()
@@ -247,7 +259,7 @@ def test_resuming_a_finished_run_keeps_its_quality_report(checkpoint, prepared, 
     (d / "gan.pt").write_bytes(checkpoint.read_bytes())
     stages.train(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
                  samples=str(d / "samples.png"), logdir=str(d / "dvclive"), judge=str(judge),
-                 quality=str(d / "quality.json"), resume=True)
+                 quality=str(d / "quality.json"), settings=str(d / "settings.json"), resume=True)
     report = json.loads((d / "quality.json").read_text())
     assert report["fid"] == json.loads((checkpoint.parent / "quality.json").read_text())["fid"]
 
@@ -287,3 +299,48 @@ def test_bf16_native_on_cuda_means_hardware_bf16(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported",
                         lambda including_emulation=True: including_emulation)
     assert bf16_native(torch.device("cuda")) is False
+
+
+def test_class_term_is_off_by_default_at_16_px_and_below():
+    cpu = torch.device("cpu")
+    for preset in ("dcgan", "sngan"):
+        assert resolve_config(TrainConfig(preset=preset), cpu, image_size=8).cls_weight == 0.0
+        assert resolve_config(TrainConfig(preset=preset), cpu, image_size=16).cls_weight == 0.0
+        assert resolve_config(TrainConfig(preset=preset), cpu, image_size=28).cls_weight == 0.2
+    assert resolve_config(TrainConfig(cls_weight=0.5), cpu, image_size=8).cls_weight == 0.5
+
+
+def test_resolving_leaves_no_null_and_is_idempotent():
+    for preset in ("dcgan", "sngan", "classic"):
+        for size, repeat in ((8, 1.0), (28, 100.0)):
+            cfg = resolve_config(TrainConfig(preset=preset), torch.device("cpu"),
+                                 image_size=size, repeat=repeat)
+            assert None not in dataclasses.asdict(cfg).values() and cfg.device == "cpu"
+            assert resolve_config(cfg, torch.device("cpu"), image_size=size,
+                                  repeat=repeat) == cfg
+
+
+def test_settings_file_is_what_the_run_used(checkpoint):
+    """metrics/train_config.json: every setting, nulls resolved, as the checkpoint records."""
+    used = json.loads((checkpoint.parent / "train_config.json").read_text())
+    config = load_checkpoint(checkpoint)["config"]
+    assert {k: v for k, v in used.items() if k not in ("seed", "bf16")} == \
+        json.loads(json.dumps(config))
+    assert used["seed"] == tiny_params()["seed"] and isinstance(used["bf16"], bool)
+    assert None not in used.values()
+    assert (used["batch_size"], used["width"], used["cls_weight"]) == (32, 8, 0.0)  # tiny, 8 px
+
+
+def test_dry_run_prints_the_settings_and_writes_nothing(prepared, tmp_path, capsys):
+    from augment.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    out = tmp_path / "out"
+    assert main(["train", "--params", str(params), "--data", str(prepared), "--dry-run",
+                 "--out", str(out / "gan.pt"), "--settings", str(out / "settings.json"),
+                 "--logdir", str(out / "live"), "--samples", str(out / "s.png")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["preset"] == "dcgan" and shown["epochs"] == 50 and shown["device"] == "cpu"
+    assert shown["lr_g"] == 2e-3 and shown["cls_weight"] == 0.0 and None not in shown.values()
+    assert not out.exists()
