@@ -2,7 +2,10 @@
 
 Every variant is trained once per paired seed (same seed → same split, init, batch order), so
 variants are compared by their per-seed differences: mean difference, a 95 % t-interval and a
-paired t-test p-value, against ``real`` and against the best variant that uses no GAN samples.
+paired t-test p-value, against ``real`` and against the best variant that uses no GAN samples
+(any of them: oversampling, classic augmentation, the long-tail losses and post-hoc rule).
+Intervals are t-intervals clipped to what the quantity can be: [0, 1] for a score, [−1, 1]
+for a difference of two scores.
 """
 
 from __future__ import annotations
@@ -15,22 +18,25 @@ from .data import minority_classes
 
 SCORES = ("balanced_accuracy", "minority_recall", "accuracy", "macro_f1")
 LEVEL = 0.95
+SCORE_RANGE, DIFF_RANGE = (0.0, 1.0), (-1.0, 1.0)
+INTERVAL = "95 % t-interval over seeds, clipped to [0, 1] (differences: [−1, 1])"
 
 
-def mean_ci(values) -> dict:
-    """Mean and 95 % t-interval; with one value the interval is undefined (None)."""
+def mean_ci(values, bounds: tuple[float, float] = SCORE_RANGE) -> dict:
+    """Mean and 95 % t-interval clipped to ``bounds``; with one value the interval is
+    undefined (None)."""
     x = np.asarray(values, dtype=float)
     mean = float(x.mean())
     if len(x) < 2:
         return {"mean": mean, "lo": None, "hi": None}
     half = float(stats.t.ppf((1 + LEVEL) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return {"mean": mean, "lo": mean - half, "hi": mean + half}
+    return {"mean": mean, "lo": max(mean - half, bounds[0]), "hi": min(mean + half, bounds[1])}
 
 
 def paired(a, b) -> dict:
     """``a − b`` per seed: mean, 95 % CI and the two-sided paired t-test p-value."""
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    out = mean_ci(diff)
+    out = mean_ci(diff, DIFF_RANGE)
     p = None
     if len(diff) > 1:
         # All-equal differences: no spread; identical runs (p = 1) or a constant shift (p = 0).
@@ -47,9 +53,14 @@ def runs_table(runs: list[dict], counts: np.ndarray, classes: tuple[str, ...]) -
     return table
 
 
+def uses_gan(variant: str) -> bool:
+    return "synthetic" in variant.split("+")
+
+
 def best_baseline(table: pd.DataFrame) -> str | None:
-    """The variant without synthetic samples with the highest mean balanced accuracy."""
-    plain = table[~table["variant"].str.contains("synthetic")]
+    """The variant without synthetic samples (whatever its other parts: oversampling, classic,
+    a long-tail loss, post-hoc adjustment) with the highest mean balanced accuracy."""
+    plain = table[~table["variant"].map(uses_gan)]
     if plain.empty:
         return None
     return str(plain.groupby("variant")["balanced_accuracy"].mean().idxmax())
@@ -61,12 +72,17 @@ def summarize(table: pd.DataFrame) -> dict:
     summary = {"variants": {v: {s: _rounded(mean_ci(g[s])) for s in SCORES}
                             for v, g in by.items()},
                "n_train": {v: int(g["n_train"].mean()) for v, g in by.items()},
+               "prior_ratio": {v: round(float(g["prior_ratio"].mean()), 4)
+                               for v, g in by.items()},
+               "tau": {v: g["tau"].tolist() for v, g in by.items()
+                       if "tau" in g and g["tau"].notna().all()},
+               "seconds": {v: round(float(g["seconds"].mean()), 2) for v, g in by.items()},
                "steps_per_epoch": {v: int(g["steps_per_epoch"].mean()) for v, g in by.items()},
                "seeds": sorted(table["seed"].unique().tolist()),
                "baseline": best_baseline(table), "vs_real": {}, "vs_baseline": {}}
     for v, g in by.items():
         for ref, key in (("real", "vs_real"), (summary["baseline"], "vs_baseline")):
-            if ref in by and v != ref and (key == "vs_real" or "synthetic" in v):
+            if ref in by and v != ref and (key == "vs_real" or uses_gan(v)):
                 summary[key][v] = {s: _rounded(paired(g[s].values, by[ref][s].values))
                                    for s in ("balanced_accuracy", "minority_recall")}
     summary["verdict"] = verdict(summary)
@@ -108,12 +124,16 @@ def verdict(summary: dict) -> str:
 
 
 def metrics_json(summary: dict) -> dict:
-    """Flat keys for ``dvc metrics show``: ``<variant>.<score>[_lo|_hi]``, ``vs_real:<v>…``."""
+    """Flat keys for ``dvc metrics show``: ``<variant>.<score>[_lo|_hi]``, ``vs_real:<v>…``,
+    each variant's ``prior_ratio`` and (posthoc) ``tau_mean``; no timings (they vary)."""
     out: dict = {"seeds": len(summary["seeds"]), "baseline": summary["baseline"]}
     for v, scores in summary["variants"].items():
         out[v] = {f"{s}{suffix}": d[k] for s, d in scores.items()
                   for k, suffix in (("mean", ""), ("lo", "_lo"), ("hi", "_hi"))
                   if d[k] is not None}
+        out[v]["prior_ratio"] = summary["prior_ratio"][v]
+        if v in summary["tau"]:
+            out[v]["tau_mean"] = round(float(np.mean(summary["tau"][v])), 4)
     for key in ("vs_real", "vs_baseline"):
         for v, scores in summary[key].items():
             out[f"{key}:{v}"] = {f"{s}{suffix}": d[k] for s, d in scores.items()
@@ -166,15 +186,26 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              f"Best non-GAN baseline: `{summary['baseline']}`. Paired seeds: "
              f"{', '.join(map(str, summary['seeds']))}; each run picks its epoch on val and is "
              f"scored once on test. {_steps_sentence(summary['steps_per_epoch'])}"
-             "Cells: mean [95 % CI]; Δ: paired difference, t-test p.", "",
-             "| variant | train images | steps per epoch | balanced accuracy | minority recall "
-             "| Δ bal. acc. vs real | Δ bal. acc. vs best non-GAN |", "|---|---|---|---|---|---|---|"]
+             f"Cells: mean [{INTERVAL}]; Δ: paired difference, t-test p. Prior max/min: the "
+             "largest over the smallest class count of the variant's training set, the prior "
+             "its long-tail parts use (1 = uniform).", "",
+             "| variant | train images | prior max/min | steps per epoch | balanced accuracy "
+             "| minority recall | Δ bal. acc. vs real | Δ bal. acc. vs best non-GAN |",
+             "|---|---|---|---|---|---|---|---|"]
     for v, scores in summary["variants"].items():
         deltas = [summary[k].get(v, {}).get("balanced_accuracy") for k in ("vs_real", "vs_baseline")]
-        lines.append(f"| `{v}` | {summary['n_train'][v]} | {summary['steps_per_epoch'][v]} | "
-                     f"{_cell(scores['balanced_accuracy'])} | "
+        lines.append(f"| `{v}` | {summary['n_train'][v]} | {summary['prior_ratio'][v]:.3g} | "
+                     f"{summary['steps_per_epoch'][v]} | {_cell(scores['balanced_accuracy'])} | "
                      f"{_cell(scores['minority_recall'])} | {_cell(deltas[0])} | {_cell(deltas[1])} |")
-    lines.append("")
+    lines += ["", *_tau_lines(summary["tau"])]
     lines += [line for note in notes for line in (note, "")]
     lines += [f"![{title}]({path})" for title, path in figures.items()]
     return "\n".join(lines) + "\n"
+
+
+def _tau_lines(taus: dict[str, list[float]]) -> list[str]:
+    """One sentence on the post-hoc τ each posthoc variant chose on val, per seed."""
+    if not taus:
+        return []
+    chosen = "; ".join(f"`{v}` {', '.join(f'{t:g}' for t in ts)}" for v, ts in taus.items())
+    return [f"Post-hoc τ chosen on val per seed (logits − τ·log prior): {chosen}.", ""]

@@ -6,14 +6,19 @@ Layout (``format`` 1)::
      "classes": [...], "epoch": int, "config": {TrainConfig fields},
      "generator": EMA generator state (used for sampling), "generator_raw": G state,
      "discriminator": D state, "opt_g": ..., "opt_d": ..., "history": [{epoch metrics}, ...],
-     "ema_steps": int (the EMA's update count), "rng": {"cpu": ByteTensor[, "cuda": ...]}}
+     "ema_steps": int (the EMA's update count), "rng": {"cpu": ByteTensor[, "cuda": ...]},
+     "best": None | {"epoch": int, "generator": EMA generator state, "quality": {judge's
+                     report}, "guards": {"passed": bool, "judge_ratio": float, "reasons": [...]}}}
 
-The last two make ``--resume`` continue the run exactly: same weights as without the stop.
+``ema_steps`` and ``rng`` make ``--resume`` continue the run exactly: same weights as without
+the stop. ``best`` is the checkpoint kept by the quality guards (:mod:`augment.guards`): the
+generator that synthesis uses. Checkpoints without it (no judge) use the last EMA generator.
 """
 
 from __future__ import annotations
 
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
@@ -21,7 +26,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
-from .io import atomic_path
+from .io import torch_save
 from .models import PRESETS, build_generator
 
 FORMAT = 1
@@ -30,8 +35,20 @@ _HPARAMS = ("preset", "image_shape", "num_classes", "z_dim", "width")
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` atomically (a crash mid-save keeps the previous checkpoint)."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    torch_save({"format": FORMAT, **canonical(state)}, path)
+
+
+def canonical(obj):
+    """``obj`` with every string interned. Pickle shares a string written twice only when both
+    are one object; a run resumed from a checkpoint holds loaded copies where a fresh run holds
+    the code's literals, and would otherwise write other bytes for the same values."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return {canonical(k): canonical(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(canonical(v) for v in obj)
+    return obj
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -54,13 +71,21 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return state
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu"
-                   ) -> tuple[nn.Module, tuple[str, ...]]:
-    """The EMA generator of a checkpoint (eval mode, on ``device``) and its class names."""
+def load_generator(path: str | Path, device: str | torch.device = "cpu", *,
+                   accept_failed: bool = False) -> tuple[nn.Module, tuple[str, ...]]:
+    """The generator a checkpoint keeps for synthesis (the best checkpoint's EMA generator, or
+    the last one), in eval mode on ``device``, and its class names. A generator that failed the
+    quality guards is refused unless ``accept_failed``."""
     state = load_checkpoint(path)
+    best = state.get("best")
+    if best is not None and not best["guards"]["passed"] and not accept_failed:
+        raise CheckpointError(
+            f"{path}: its generator (epoch {best['epoch']}) failed the train stage's quality "
+            f"guards ({'; '.join(best['guards']['reasons'])}); retrain with other settings, or "
+            "set synthesize.accept_failed_gan: true to use it anyway")
     generator = build_generator(state["hparams"])
     try:
-        generator.load_state_dict(state["generator"])
+        generator.load_state_dict(state["generator"] if best is None else best["generator"])
     except (RuntimeError, KeyError) as err:
         raise CheckpointError(f"{path}: generator weights do not match its hparams ({err})") from None
     return generator.to(device).eval(), tuple(state["classes"])

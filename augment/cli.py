@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import sys
 import textwrap
@@ -32,6 +33,8 @@ STAGES = {
         "judge": ("models/judge.pt", "judge checkpoint for FID/diversity at each checkpoint"),
         "quality": ("metrics/quality.json", "final FID, per-class FID, diversity (JSON)"),
         "settings": ("metrics/train_config.json", "every setting the run used, nulls resolved"),
+        "resume_dir": (None, "checkpoints of the running job, resumed after an interruption "
+                             "(default: train-resume beside --out)"),
         "out": ("models/gan.pt", "checkpoint path (written every train.checkpoint_every epochs)"),
         "samples": ("plots/train/samples.png", "per-class sample grid (PNG)"),
         "logdir": ("dvclive/train", "dvclive directory for the loss curves")}),
@@ -75,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
         for option, (default, text) in options.items():
-            p.add_argument(f"--{option}", default=default, help=f"{text} (default: %(default)s)")
+            shown = "" if default is None else " (default: %(default)s)"
+            p.add_argument(f"--{option.replace('_', '-')}", dest=option, default=default,
+                           help=text + shown)
         if name == "train":
             p.add_argument("--resume", action="store_true",
                            help="continue from the checkpoint at --out if it exists")
@@ -103,7 +108,20 @@ def main(argv: list[str] | None = None, *, runner=run_stage, prog: str = "augmen
     except AugmentError as err:
         print(f"{prog} {args.stage}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"{prog} {args.stage}: error: {err.strerror or err}{where}; the stage wrote "
+              "nothing there (outputs are renamed into place only when complete): free space, "
+              "fix the permissions or point the output elsewhere", file=sys.stderr)
+        return 2
     return 0
+
+
+# A write that failed for a reason outside the program: one line instead of a traceback.
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                errno.EIO}
 
 
 if __name__ == "__main__":

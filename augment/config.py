@@ -22,9 +22,13 @@ from .errors import ConfigError
 SECTIONS = ("prepare", "judge", "train", "synthesize", "evaluate")
 PRESETS = ("dcgan", "sngan", "classic")
 LOSSES = ("hinge", "bce", "wgan-gp")
-# A variant is "+"-joined parts: data sources (real, synthetic) and training-set treatments
-# (oversample: balance classes by resampling; classic: albumentations augmentation per epoch).
-VARIANT_PARTS = ("real", "synthetic", "oversample", "classic")
+# A variant is "+"-joined parts, each of a kind: the data (real, synthetic); treatments of the
+# training set (oversample: balance classes by resampling; classic: albumentations per epoch);
+# of the training loss (balanced_softmax, logit_adjust, drw: at most one); of the prediction
+# (posthoc). augment/longtail.py implements the loss and prediction parts.
+VARIANT_PARTS = {"real": "data", "synthetic": "data", "oversample": "set", "classic": "set",
+                 "balanced_softmax": "loss", "logit_adjust": "loss", "drw": "loss",
+                 "posthoc": "prediction"}
 RUNNERS = ("threads", "dask", "ray")
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -144,6 +148,17 @@ class TrainConfig:
     checkpoint_every: int = setting(10, "epochs between checkpoints, each scored by the judge "
                                     "(FID, judge accuracy, diversity)", lo=1)
     grid_per_class: int = setting(8, "samples per class in plots/train/samples.png", lo=1, hi=64)
+    min_judge_ratio: float = setting(
+        0.5, "quality guard: a checkpoint fails when the judge labels fewer of its samples as "
+        "intended than this fraction of the judge's own val balanced accuracy (chance-level or "
+        "class-blind G); 0 = off", lo=0, hi=1)
+    min_diversity: float = setting(
+        0.05, "quality guard: a checkpoint fails when any class's sample diversity (1 = as "
+        "varied as its real images) is below this (mode collapse); 0 = off", lo=0)
+    on_collapse: Literal["fail", "warn"] = setting(
+        "fail", "when no checkpoint passes the guards: fail (exit 2, no models/gan.pt) | warn "
+        "(keep the lowest-FID one, flagged; synthesize refuses it unless "
+        "synthesize.accept_failed_gan)")
 
     def __post_init__(self):
         if self.preset == "classic" and self.cls_weight:
@@ -170,6 +185,8 @@ class SynthesizeConfig:
                                   "count)")
     amp: bool = setting(True, "bf16 autocast where native (as train.amp)")
     device: Device = setting("auto", "auto (CUDA when present) | cpu | cuda")
+    accept_failed_gan: bool = setting(False, "draw from a checkpoint that failed the train "
+                                      "stage's quality guards (train.on_collapse: warn)")
 
     def __post_init__(self):
         goals = self.target.values() if isinstance(self.target, dict) else [self.target]
@@ -185,7 +202,8 @@ class EvaluateConfig(ClassifierConfig):
         ("real", "real+oversample", "real+classic", "real+synthetic", "real+synthetic+classic",
          "synthetic"),
         "'+'-joined parts: real | synthetic (the data), oversample (resample every class to the "
-        "largest), classic (albumentations, redrawn each epoch)")
+        "largest), classic (albumentations, redrawn each epoch), balanced_softmax | "
+        "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction)")
     seeds: int = setting(5, "paired seeds seed, seed+1, ...: every variant trained once per seed",
                          lo=1)
     classic: str = setting("affine,elastic,noise", "albumentations policy of the classic part: "
@@ -199,6 +217,16 @@ class EvaluateConfig(ClassifierConfig):
                            lo=1)
     address: Optional[str] = setting(None, "dask / ray: scheduler address; null = a local "
                                      "cluster")
+    tau: float = setting(1.0, "logit_adjust: the loss's τ, cross-entropy on logits + τ·log prior "
+                         "(1 = balanced_softmax)", lo=0)
+    posthoc_taus: tuple[float, ...] = setting(
+        (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0),
+        "posthoc: the τ grid; predict argmax(logits − τ·log prior), τ and epoch chosen on val "
+        "balanced accuracy (ties: the smallest τ)", lo=0)
+    drw_beta: float = setting(0.9999, "drw: β of the class-balanced weights (1−β)/(1−β^n_c) "
+                              "(Cui et al. 2019)", lo=0, hi=1, hi_open=True)
+    drw_start: float = setting(0.75, "drw: the weights switch on after this fraction of the "
+                               "epochs (0.75: the last quarter)", lo=0, hi=1, hi_open=True)
 
     def __post_init__(self):
         for variant in self.variants:
@@ -209,6 +237,11 @@ class EvaluateConfig(ClassifierConfig):
                     f"evaluate.variants: {variant!r} is not a variant; join parts with '+' from "
                     f"{', '.join(VARIANT_PARTS)}, each once, with real and/or synthetic "
                     "(e.g. real+synthetic+classic)")
+            losses = [p for p in parts if VARIANT_PARTS[p] == "loss"]
+            if len(losses) > 1:
+                raise ConfigError(f"evaluate.variants: {variant!r} combines the training losses "
+                                  f"{' and '.join(losses)}; a variant trains with one of them, "
+                                  f"so keep one (e.g. real+{losses[0]})")
         if len(set(self.variants)) != len(self.variants):
             raise ConfigError(f"evaluate.variants: {list(self.variants)} lists a variant twice")
         from .classic import check_policy

@@ -15,3 +15,8 @@ class DataError(AugmentError, ValueError):
 
 class CheckpointError(AugmentError, ValueError):
     """A checkpoint is missing, corrupt or does not describe a model this version can rebuild."""
+
+
+class TrainingError(AugmentError, RuntimeError):
+    """Training diverged (a non-finite loss or weight) or no checkpoint passed the quality guards.
+    The message names the epoch and the settings to change."""

@@ -2,9 +2,13 @@
 
 The same small CNN, with the same budget and seed, is trained on each variant's training set,
 the epoch with the best validation balanced accuracy is kept, and that model is scored once on
-the untouched test split. A variant is "+"-joined parts: the data (``real``, ``synthetic``) and
+the untouched test split. A variant is "+"-joined parts: the data (``real``, ``synthetic``),
 treatments of the training set (``oversample``: resample every class up to the largest;
-``classic``: albumentations augmentation, redrawn every epoch), e.g. ``real+synthetic+classic``.
+``classic``: albumentations augmentation, redrawn every epoch), e.g. ``real+synthetic+classic``,
+and long-tail treatments of the loss or the prediction (``balanced_softmax``, ``logit_adjust``,
+``drw``, ``posthoc``). Those come as a :class:`Treatment`, built once per variant by
+:func:`augment.longtail.treatment`; without one a classifier trains on cross-entropy and
+predicts the arg max (:data:`PLAIN`).
 
 A fit touches no global random state (its own generators for the batch order, dropout and
 augmentation), so fits may run concurrently in threads and still give the same numbers.
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -24,12 +30,44 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 from torch import nn
 
 from .classic import classic_augment
-from .config import ClassifierConfig as Defaults, EvaluateConfig
+from .config import VARIANT_PARTS, ClassifierConfig as Defaults, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
 from .runtime import progress, resolve_device, to_unit
 
 _INIT_LOCK = threading.Lock()  # weight init draws from torch's global RNG: one model at a time
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> scalar
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """How a variant's classifier learns and predicts, chosen once before training.
+
+    ``loss(epoch)``: the loss of that epoch's steps (a function of logits and labels);
+    ``select(logits, labels)``: on val, the score that picks the epoch and the prediction rule
+    (a dict, e.g. ``{"tau": 0.5}``, added to the fit's info); ``predict(logits, info)``: labels.
+    """
+
+    loss: Callable[[int], Loss]
+    select: Callable[[torch.Tensor, np.ndarray], tuple[float, dict]]
+    predict: Callable[[torch.Tensor, dict], np.ndarray]
+
+
+def cross_entropy_every_epoch(epoch: int) -> Loss:
+    return F.cross_entropy
+
+
+def argmax_labels(logits: torch.Tensor, info: dict | None = None) -> np.ndarray:
+    return logits.argmax(1).numpy()
+
+
+def argmax_score(logits: torch.Tensor, labels: np.ndarray) -> tuple[float, dict]:
+    """Balanced accuracy of the arg max; no rule to choose."""
+    return float(balanced_accuracy_score(labels, argmax_labels(logits))), {}
+
+
+PLAIN = Treatment(loss=cross_entropy_every_epoch, select=argmax_score, predict=argmax_labels)
 
 
 class SeededDropout(nn.Module):
@@ -97,15 +135,27 @@ def epoch_order(n: int, draws: int, generator: torch.Generator) -> torch.Tensor:
     return torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)])[:draws]
 
 
-def train_size(variant: str, real_labels: np.ndarray, synthetic_labels: np.ndarray | None
-               ) -> int:
-    """How many images :func:`compose` gives ``variant``, from the labels alone."""
+def variant_counts(variant: str, real_labels: np.ndarray, synthetic_labels: np.ndarray | None,
+                   *, num_classes: int = 1) -> np.ndarray:
+    """Images per class that :func:`compose` gives ``variant``, from the labels alone."""
     parts = variant.split("+")
     chosen = [y for name, y in (("real", real_labels), ("synthetic", synthetic_labels))
               if name in parts and y is not None]
-    counts = np.bincount(np.concatenate(chosen), minlength=1)
+    counts = np.bincount(np.concatenate(chosen).astype(int), minlength=num_classes)
     # oversample fills every present class to the largest (data.balanced_index)
-    return int((counts > 0).sum() * counts.max() if "oversample" in parts else counts.sum())
+    return np.where(counts > 0, counts.max(), 0) if "oversample" in parts else counts
+
+
+def train_size(variant: str, real_labels: np.ndarray, synthetic_labels: np.ndarray | None
+               ) -> int:
+    """How many images :func:`compose` gives ``variant``, from the labels alone."""
+    return int(variant_counts(variant, real_labels, synthetic_labels).sum())
+
+
+def prior_ratio(counts: np.ndarray) -> float:
+    """Largest over smallest class count, over the classes present: 1 = a uniform prior."""
+    present = counts[counts > 0]
+    return float(present.max() / present.min())
 
 
 def common_steps(variants: Sequence[str], real_labels: np.ndarray,
@@ -121,12 +171,18 @@ def common_steps(variants: Sequence[str], real_labels: np.ndarray,
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray, *, device: torch.device,
-            batch_size: int = 512) -> np.ndarray:
-    """Predicted labels for uint8 images."""
+def predict_logits(model: nn.Module, images: np.ndarray, *, device: torch.device,
+                   batch_size: int = 512) -> torch.Tensor:
+    """The model's logits (N×classes, on the CPU) for uint8 images."""
     model.eval()
     x = to_unit(images, device)
-    return torch.cat([model(b).argmax(1).cpu() for b in x.split(batch_size)]).numpy()
+    return torch.cat([model(b).cpu() for b in x.split(batch_size)])
+
+
+def predict(model: nn.Module, images: np.ndarray, *, device: torch.device,
+            batch_size: int = 512) -> np.ndarray:
+    """Predicted labels (arg max) for uint8 images."""
+    return argmax_labels(predict_logits(model, images, device=device, batch_size=batch_size))
 
 
 def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num_classes: int,
@@ -135,13 +191,15 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
                    width: int = Defaults.width, seed: int = 0,
                    device: str | torch.device | None = None,
                    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-                   steps_per_epoch: int | None = None) -> tuple[nn.Module, dict]:
+                   steps_per_epoch: int | None = None,
+                   treatment: Treatment = PLAIN) -> tuple[nn.Module, dict]:
     """Train :class:`SmallCNN`; return the weights of the epoch with the best val balanced acc.
 
     ``transform`` (uint8 N×C×H×W → same) redraws every training image each time it is drawn.
     ``steps_per_epoch`` fixes the optimizer steps between two val checks (default: one pass
     over the set); a set smaller than that is passed over more than once per epoch, so sets of
-    different sizes can be given the same number of updates.
+    different sizes can be given the same number of updates. ``treatment`` gives each epoch's
+    loss and the val score (with its prediction rule, e.g. post-hoc τ, returned in the info).
     """
     device = resolve_device(device)
     with _INIT_LOCK:
@@ -159,19 +217,21 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     best = {"val_balanced_accuracy": -1.0, "epoch": 0}
     for epoch in progress(range(1, epochs + 1), desc="classifier", unit="epoch"):
         model.train()
+        criterion = treatment.loss(epoch)
         drawn = epoch_order(len(y), steps * batch_size, order)  # (steps·batch,) indices
         xe = (x[drawn.to(device)] if transform is None
               else to_unit(transform(images[drawn.numpy()]), device))
         ye = y[drawn.to(device)]
         for xb, yb in zip(xe.split(batch_size), ye.split(batch_size)):
-            loss = F.cross_entropy(model(xb), yb)
+            loss = criterion(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-        score = balanced_accuracy_score(val.labels, predict(model, val.images, device=device))
+        score, rule = treatment.select(predict_logits(model, val.images, device=device),
+                                       val.labels)
         if score > best["val_balanced_accuracy"]:
-            best = {"val_balanced_accuracy": float(score), "epoch": epoch,
+            best = {"val_balanced_accuracy": float(score), "epoch": epoch, **rule,
                     "state": copy.deepcopy(model.state_dict())}
     model.load_state_dict(best.pop("state"))
     return model.eval(), {**best, "steps_per_epoch": steps}
@@ -192,22 +252,40 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
 def evaluate_variant(variant: str, splits: dict[str, ImageSet],
                      synthetic: tuple[np.ndarray, np.ndarray] | None, *, seed: int = 0,
                      classic: str = EvaluateConfig.classic,
-                     device: str | torch.device | None = None, **fit_kwargs) -> dict:
+                     device: str | torch.device | None = None,
+                     treatment: Treatment | None = None, **fit_kwargs) -> dict:
     """Train on one variant, select on val, score on test. Returns metrics + predictions.
 
     ``classic`` is the albumentations policy (:mod:`augment.classic`) of the ``classic`` part.
+    A variant with loss or prediction parts needs their ``treatment``
+    (:func:`augment.longtail.treatment`); the others train with :data:`PLAIN`.
     """
+    treatment = _checked_treatment(variant, treatment)
     images, labels = compose(variant, splits["train"], synthetic, seed=seed)
     classes = splits["train"].classes
     transform = None
     if "classic" in variant.split("+"):
         transform = classic_augment(classic, image_size=images.shape[-1], seed=seed)
+    start = time.perf_counter()
     model, selection = fit_classifier(images, labels, splits["val"], num_classes=len(classes),
                                       seed=seed, device=device, transform=transform,
-                                      **fit_kwargs)
-    y_pred = predict(model, splits["test"].images, device=resolve_device(device))
+                                      treatment=treatment, **fit_kwargs)
+    logits = predict_logits(model, splits["test"].images, device=resolve_device(device))
+    y_pred = treatment.predict(logits, selection)
     y_true = splits["test"].labels
+    counts = np.bincount(labels, minlength=len(classes))
     return {"variant": variant, "seed": seed, "n_train": int(len(labels)), **selection,
+            "prior_ratio": prior_ratio(counts), "seconds": time.perf_counter() - start,
             **classification_metrics(y_true, y_pred, classes),
             "confusion": confusion_matrix(y_true, y_pred, labels=range(len(classes))).tolist(),
             "y_true": y_true.tolist(), "y_pred": y_pred.tolist()}
+
+
+def _checked_treatment(variant: str, treatment: Treatment | None) -> Treatment:
+    """``treatment``, or :data:`PLAIN` for a variant without loss or prediction parts."""
+    parts = [p for p in variant.split("+") if VARIANT_PARTS.get(p) in ("loss", "prediction")]
+    if parts and treatment is None:
+        raise DataError(f"variant {variant!r}: the part(s) {', '.join(parts)} change the loss "
+                        "or the prediction; pass treatment=augment.longtail.treatment(variant, "
+                        "counts, cfg), as the evaluate stage does")
+    return treatment or PLAIN

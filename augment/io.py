@@ -7,6 +7,7 @@ bad-input error never leaves a half-written file that DVC (or a user) could mist
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -22,15 +23,56 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     Works for files and directories alike (the caller decides what to create at the temp path).
+    The temporary folder is named after this process; folders that a killed process left
+    behind are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    _sweep(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{TEMP_TAG}{os.getpid()}.",
+                                dir=path.parent)) / path.name
     try:
         yield tmp
         _replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+TEMP_TAG = "augment-tmp-"  # in temp folder names: ".<name>.augment-tmp-<pid>.<random>"
+
+
+def _sweep(path: Path) -> None:
+    """Remove the ``atomic_path`` temp folders in ``path``'s folder whose process is gone
+    (killed mid-write)."""
+    for old in path.parent.glob(f".*.{TEMP_TAG}*.*"):
+        pid = old.name.rsplit(TEMP_TAG, 1)[1].split(".", 1)[0]
+        if old.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` atomically; a full disk raises ``OSError`` (ENOSPC) naming ``path`` (torch
+    reports it as a RuntimeError of its zip writer) and leaves nothing behind."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError:
+            if shutil.disk_usage(tmp.parent).free >= (1 << 20):
+                raise
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
 
 
 def _replace(src: Path, dst: Path) -> None:

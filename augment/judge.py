@@ -22,7 +22,7 @@ from torch import nn
 from .data import ImageSet
 from .errors import CheckpointError
 from .evaluate import SmallCNN, fit_classifier
-from .io import atomic_path
+from .io import torch_save
 from .runtime import resolve_device, to_unit
 
 Filter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (uint8 images, labels) -> keep
@@ -41,8 +41,7 @@ def save_judge(path: str | Path, model: SmallCNN, *, classes: tuple[str, ...], w
     first = model.net[0]  # Conv2d(channels, width, ...): the input channels
     state = {"kind": "judge", "classes": list(classes), "channels": first.in_channels,
              "width": width, "info": info, "state_dict": model.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    torch_save(state, path)
 
 
 def load_judge(path: str | Path, device: str | torch.device | None = None
@@ -62,6 +61,16 @@ def load_judge(path: str | Path, device: str | torch.device | None = None
         raise CheckpointError(f"{path}: not a readable judge checkpoint "
                               f"({err.__class__.__name__}); re-run the judge stage") from None
     return model.to(resolve_device(device)).eval(), tuple(state["classes"])
+
+
+def judge_info(path: str | Path) -> dict:
+    """What the judge stage recorded about its fit (``val_balanced_accuracy``, ``epoch``, ...)."""
+    try:
+        return dict(torch.load(path, map_location="cpu", weights_only=True)["info"])
+    except (RuntimeError, KeyError, TypeError, pickle.UnpicklingError, zipfile.BadZipFile,
+            EOFError) as err:
+        raise CheckpointError(f"{path}: not a readable judge checkpoint "
+                              f"({err.__class__.__name__}); re-run the judge stage") from None
 
 
 @torch.no_grad()

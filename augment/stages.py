@@ -7,7 +7,10 @@ and output paths with the defaults that ``dvc.yaml`` uses. Each returns a small 
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Callable, Iterable, Mapping
 
 from . import data as D
 from .config import stage_config
-from .errors import DataError
+from .errors import DataError, TrainingError
 from .io import write_json
 from .runtime import resolve_device
 
@@ -90,17 +93,22 @@ def judge(params: Mapping, *, data: str = "data/prepared", out: str = "models/ju
 def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.pt",
           samples: str = "plots/train/samples.png", logdir: str = "dvclive/train",
           judge: str | None = "models/judge.pt", quality: str = "metrics/quality.json",
-          settings: str = "metrics/train_config.json", resume: bool = False,
+          settings: str = "metrics/train_config.json",
+          resume_dir: str | None = None, resume: bool = False,
           dry_run: bool = False) -> dict:
     """Train the cGAN, log losses with dvclive, checkpoint every ``checkpoint_every`` epochs.
 
-    With a ``judge``, every checkpoint also logs the domain FID, judge accuracy and diversity
-    of the EMA generator (one sample per real train label), and ``quality`` gets the final report.
-    ``settings`` gets every setting the run used, the presets' and rules' choices filled in;
-    ``dry_run`` prints them and trains nothing.
+    With a ``judge``, every checkpoint is scored (domain FID, judge accuracy, diversity) and
+    checked by the quality guards (:mod:`augment.guards`); ``out`` keeps the last state and the
+    best checkpoint's generator, which synthesis uses, and ``quality`` gets that one's report.
+    Checkpoints go to ``resume_dir`` (default: ``train-resume`` beside ``out``) under a
+    fingerprint of the settings, data, judge and code, and an interrupted run with the same
+    fingerprint continues from its last one (on the CPU ending bit for bit as an uninterrupted
+    run); ``resume`` continues from ``out`` instead.
+    ``settings`` gets every setting the run used, presets and rules applied; ``dry_run`` prints
+    them and trains nothing.
     """
-    from dvclive import Live
-
+    from . import guards
     from .checkpoint import load_checkpoint, save_checkpoint
     from .plots import save_png
     from .runtime import bf16_native
@@ -116,52 +124,144 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
     if dry_run:
         print(json.dumps(used, indent=2))
         return {"settings": used}
-    assess = _quality_probe(judge, real, seed=seed, device=cfg.device)
-    start = load_checkpoint(out) if resume and Path(out).is_file() else None
+    assess, judge_val = _quality_probe(judge, real, seed=seed, device=device)
+    partial = _partial_checkpoint(resume_dir or Path(out).with_name("train-resume"), used, real,
+                                  judge)
+    if resume and Path(out).is_file():
+        start = load_checkpoint(out)
+    else:
+        start = load_checkpoint(partial) if partial.is_file() else None
+        if start is not None:
+            _log("train", f"resumed from epoch {start['epoch']} ({partial}: an interrupted run "
+                          "with the same settings, data, judge and code)")
+    best = start.get("best") if start else None
     t0 = time.perf_counter()
-    with Live(logdir, resume=start is not None, save_dvc_exp=False, dvcyaml=None) as live:
+
+    def score(epoch: int, gan) -> dict:
+        """The checkpoint's report; it becomes ``best`` if it ranks higher."""
+        nonlocal best
+        report = assess(gan.ema.module)
+        if report:
+            entry = {"epoch": epoch, "quality": report, "guards": _guards(report, judge_val, cfg)}
+            if best is None or guards.rank(entry) > guards.rank(best):
+                best = {**entry, "generator": {k: v.detach().clone() for k, v in
+                                               gan.ema.module.state_dict().items()}}
+        return report
+
+    history = list(start["history"]) if start else []
+    with _live_log(logdir, history) as log:
         def on_epoch(epoch: int, metrics: dict, gan) -> None:
             record = dict(metrics)
             checkpoint = epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs
             if checkpoint:
-                report.update(assess(gan.ema.module))
+                report = score(epoch, gan)
                 record |= {k: report[k] for k in QUALITY_CURVES if report.get(k) is not None}
             history.append({"epoch": epoch, **record})
-            for name, value in record.items():
-                live.log_metric(f"{'quality' if name in QUALITY_CURVES else 'train'}/{name}",
-                                value)
-            live.next_step()
+            log(record)
             if checkpoint:
-                save_checkpoint(out, gan.state(classes=real.classes, epoch=epoch, history=history))
+                save_checkpoint(partial, {**gan.state(classes=real.classes, epoch=epoch,
+                                                      history=history), "best": best})
 
-        history, report = (list(start["history"]) if start else []), {}
         gan = train_gan(real, resolved, seed=seed, device=device, resume=start,
                         on_epoch=on_epoch)
-    grid = sample_grid(gan.ema.module, num_classes=len(real.classes),
-                       per_class=cfg.grid_per_class, seed=seed, device=cfg.device)
-    save_png(samples, grid)
-    seconds = time.perf_counter() - t0
-    if judge is not None:
-        report = report or assess(gan.ema.module)  # resumed at or past train.epochs: no epoch ran
-        write_json(quality, report)
+    if judge is not None and best is None:  # resumed at or past train.epochs: no epoch ran
+        score(int(start["epoch"]), gan)
+    state = {**gan.state(classes=real.classes, epoch=max(int(start["epoch"]) if start else 0,
+                                                         cfg.epochs), history=history),
+             "best": best}
+    _check_guards(best, cfg, out)
+    model = gan.ema.module
+    if best is not None:
+        model = copy.deepcopy(model)
+        model.load_state_dict(best["generator"])
+    save_png(samples, sample_grid(model, num_classes=len(real.classes),
+                                  per_class=cfg.grid_per_class, seed=seed, device=device))
+    if best is not None:
+        write_json(quality, {**best["quality"], "epoch": best["epoch"], "guards": best["guards"]})
     write_json(settings, used)
-    _log("train", f"{gan.config.preset} ({gan.config.loss}), {cfg.epochs} epochs on "
-                  f"{resolve_device(cfg.device)}: {seconds:.1f} s" +
-                  (f"; FID {report['fid']:.2f}, judge accuracy {report['judge_accuracy']:.3f}"
-                   if report else ""))
+    save_checkpoint(out, state)
+    partial.unlink(missing_ok=True)
+    seconds = time.perf_counter() - t0
+    _log("train", f"{gan.config.preset} ({gan.config.loss}), {cfg.epochs} epochs on {device}: "
+                  f"{seconds:.1f} s" + (f"; kept epoch {best['epoch']}: FID "
+                                        f"{best['quality']['fid']:.2f}, judge accuracy "
+                                        f"{best['quality']['judge_accuracy']:.3f}" if best else ""))
     return {"epochs": cfg.epochs, "seconds": seconds, "final": history[-1] if history else {},
-            "quality": report, "settings": used}
+            "quality": best["quality"] if best else {}, "best_epoch": best and best["epoch"],
+            "settings": used}
 
 
 QUALITY_CURVES = ("fid", "fid_class_mean", "judge_accuracy", "diversity_min")
 
 
-def _quality_probe(judge: str | None, real: D.ImageSet, *, seed: int, device: str):
-    """generator → fidelity report vs ``real`` (one sample per real label); no-op without judge."""
+@contextlib.contextmanager
+def _live_log(logdir: str, history: list[dict]):
+    """A dvclive logger ``log(record)`` (one step per epoch) that first replays ``history``, so
+    a resumed run's logs equal an uninterrupted run's."""
+    from dvclive import Live
+
+    with Live(logdir, save_dvc_exp=False, dvcyaml=None) as live:
+        def log(record: dict) -> None:
+            for name, value in record.items():
+                live.log_metric(f"{'quality' if name in QUALITY_CURVES else 'train'}/{name}",
+                                value)
+            live.next_step()
+
+        for past in history:
+            log({k: v for k, v in past.items() if k != "epoch"})
+        yield log
+
+
+def _partial_checkpoint(folder: str | Path, used: dict, real: D.ImageSet,
+                        judge: str | None) -> Path:
+    """Where this run keeps its checkpoints until it ends: ``folder/<fingerprint>.pt``, the
+    fingerprint a hash of the settings, the train images, the judge and augment's code. Other
+    runs' files there (other settings, data or code) are deleted: they cannot be resumed."""
+    import torch
+
+    digest = hashlib.sha256(json.dumps({**used, "torch": torch.__version__}, sort_keys=True,
+                                       default=str).encode())
+    for blob in (real.images.tobytes(), real.labels.tobytes(), "\0".join(real.classes).encode(),
+                 Path(judge).read_bytes() if judge else b"",
+                 *(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))):
+        digest.update(hashlib.sha256(blob).digest())
+    path = Path(folder) / f"{digest.hexdigest()[:20]}.pt"
+    for stale in Path(folder).glob("*.pt"):
+        if stale != path:
+            stale.unlink()
+            _log("train", f"discarded {stale}: a checkpoint of other settings, data or code")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _guards(report: dict, judge_val: float | None, cfg) -> dict:
+    from . import guards
+
+    return guards.check(report, judge_val_accuracy=judge_val or 0.0,
+                        min_judge_ratio=cfg.min_judge_ratio, min_diversity=cfg.min_diversity)
+
+
+def _check_guards(best: dict | None, cfg, out: str) -> None:
+    """No checkpoint passed: fail (``on_collapse: fail``) or warn, naming what to change."""
+    if best is None or best["guards"]["passed"]:
+        return
+    what = (f"no checkpoint passed the quality guards; the best, epoch {best['epoch']} (FID "
+            f"{best['quality']['fid']:.2f}): {'; '.join(best['guards']['reasons'])}. The GAN "
+            "diverged or collapsed: lower train.lr_g / lr_d, train longer, or check the data")
+    if cfg.on_collapse == "fail":
+        raise TrainingError(f"{what}; nothing written to {out} (train.on_collapse: warn keeps it, "
+                            "flagged)")
+    _log("train", f"WARNING: {what}. Kept in {out}, flagged: synthesize refuses it unless "
+                  "synthesize.accept_failed_gan: true")
+
+
+def _quality_probe(judge: str | None, real: D.ImageSet, *, seed: int, device):
+    """(generator → fidelity report vs ``real``, one sample per real label; the judge's val
+    balanced accuracy); a no-op and None without a judge."""
     if judge is None:
-        return lambda generator: {}
+        return (lambda generator: {}), None
     from .fidelity import fidelity_report
-    from .judge import load_judge
+    from .judge import judge_info, load_judge
     from .synthesize import synthesize as draw
 
     model, classes = load_judge(judge, device)
@@ -174,24 +274,28 @@ def _quality_probe(judge: str | None, real: D.ImageSet, *, seed: int, device: st
         images, labels = draw(generator, counts, seed=seed + 1, device=device)
         return fidelity_report(model, real, images.numpy(), labels.numpy())
 
-    return assess
+    return assess, judge_info(judge)["val_balanced_accuracy"]
 
 
 # ---------------------------------------------------------------------------------- synthesize
 def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "models/gan.pt",
                judge: str = "models/judge.pt", out: str = "data/synthetic",
                metrics: str = "metrics/synthesize.json") -> dict:
-    """Fill every class of the train split up to the target with samples of the EMA generator.
+    """Fill every class of the train split up to the target with samples of the generator the
+    checkpoint keeps (the best by the quality guards; one that failed them only with
+    ``synthesize.accept_failed_gan``).
 
     With ``synthesize.filter_threshold`` > 0, only samples the judge classifies as their label
     with at least that confidence are kept (rejected ones are redrawn; counts stay exact).
     """
-    from .checkpoint import load_generator
+    from .checkpoint import load_checkpoint, load_generator
     from .synthesize import balance_counts, synthesize as draw, write_synthetic
 
     cfg, seed = stage_config(params, "synthesize"), params.get("seed", 0)
     real = D.load_prepared(data, splits=("train",))["train"]
-    generator, classes = load_generator(model, resolve_device(cfg.device))
+    generator, classes = load_generator(model, resolve_device(cfg.device),
+                                        accept_failed=cfg.accept_failed_gan)
+    kept = load_checkpoint(model).get("best") or {}
     if tuple(classes) != real.classes:
         raise DataError(f"{model} was trained on classes {list(classes)} but {data} has "
                         f"{list(real.classes)}; re-run the train stage")
@@ -201,11 +305,16 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
         minority = D.minority_classes(real.counts())
         counts = {c: n if c in minority else 0 for c, n in counts.items()}
     keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device)
-    images, labels = draw(model, counts, batch_size=cfg.batch_size, seed=seed,
+    images, labels = draw(generator, counts, batch_size=cfg.batch_size, seed=seed,
                           device=cfg.device, amp=cfg.amp, keep=keep, max_draws=cfg.max_draws)
     write_synthetic(out, images, labels, classes)
     summary = {"total": int(len(labels)),
                "per_class": {classes[c]: n for c, n in counts.items()}}
+    if kept:
+        summary["gan"] = {"epoch": kept["epoch"], "passed_guards": kept["guards"]["passed"]}
+        if not kept["guards"]["passed"]:
+            _log("synthesize", f"WARNING: drawing from a generator that failed its quality "
+                               f"guards ({'; '.join(kept['guards']['reasons'])})")
     if keep is not None:
         drawn = max(tally["drawn"], 1)
         summary["filter"] = {"threshold": cfg.filter_threshold, "drawn": tally["drawn"],
@@ -244,10 +353,12 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     """Train the classifier per (variant, seed), select on val, report test metrics with CIs.
 
     ``runner(fn, jobs)`` maps ``fn(**job)`` over the jobs; the Prefect flow passes one that
-    runs them as tasks. Default: in order, in this process.
+    runs them as tasks. Default: in order, in this process. Each variant's long-tail treatment
+    (loss, prediction rule) is built here once, from its training set's class counts.
     """
     from . import analysis
-    from .evaluate import common_steps, evaluate_variant
+    from .evaluate import common_steps, evaluate_variant, variant_counts
+    from .longtail import treatment
 
     cfg, seed = stage_config(params, "evaluate"), params.get("seed", 0)
     splits = D.load_prepared(data)
@@ -258,8 +369,12 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     fake_labels = None if fake is None else fake[1]
     steps = (common_steps(cfg.variants, splits["train"].labels, fake_labels,
                           batch_size=cfg.batch_size) if cfg.equal_steps else None)
+    num_classes = len(splits["train"].classes)
+    treatments = {v: treatment(v, variant_counts(v, splits["train"].labels, fake_labels,
+                                                 num_classes=num_classes), cfg)
+                  for v in cfg.variants}
     jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, steps_per_epoch=steps,
-                 **cfg.fit_kwargs())
+                 treatment=treatments[v], **cfg.fit_kwargs())
             for i in range(cfg.seeds) for v in cfg.variants]
     runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)
     train = splits["train"]
@@ -299,7 +414,8 @@ def write_evaluation_plots(directory: Path, table, summary: dict,
     save_csv(directory / "per_class_recall.csv", recall)
     recall_chart(directory / "per_class_recall.png",
                  recall.groupby(["class", "variant"], sort=False, as_index=False)["recall"].mean())
-    keep = ["variant", "seed", "n_train", "steps_per_epoch", "epoch", "val_balanced_accuracy",
+    keep = ["variant", "seed", "n_train", "prior_ratio", "steps_per_epoch", "epoch",
+            "val_balanced_accuracy", *[c for c in ("tau",) if c in table],  # posthoc's τ
             "balanced_accuracy", "minority_recall", "accuracy", "macro_f1"]
     save_csv(directory / "runs.csv", table[keep])
     overview = summary_table(summary)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,7 +20,7 @@ from torch import nn
 from .config import TrainConfig
 from .data import ImageSet, balanced_index
 from .diffaug import make_diffaug
-from .errors import CheckpointError
+from .errors import CheckpointError, TrainingError
 from .losses import GANLoss, make_loss
 from .models import PRESETS, build_discriminator, build_generator
 from .runtime import (epoch_generator, mixed_precision, progress, resolve_device, rng_state,
@@ -204,6 +205,30 @@ def g_step(gan: GAN, fakes: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) 
     return {"g_loss": g_loss.detach()}
 
 
+def first_nonfinite(first: torch.Tensor, stats: dict, step: int) -> torch.Tensor:
+    """``first``, or ``step`` if it is still -1 and a loss of this step is NaN/inf (on the
+    device: no sync per step)."""
+    ok = torch.stack([v.isfinite() for k, v in stats.items() if k.endswith("loss")]).all()
+    return torch.where((first < 0) & ~ok, step, first)
+
+
+def check_finite(gan: GAN, metrics: dict, *, epoch: int, step: int, steps: int) -> None:
+    """Raise :class:`TrainingError` naming the epoch, step and settings to change if a loss
+    or a weight of G or D is NaN/inf after ``epoch`` (checked once per epoch)."""
+    weights = [*gan.generator.parameters(), *gan.discriminator.parameters()]
+    finite = torch.stack([w.isfinite().all() for w in weights]).all()
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if not bad and step < 0 and bool(finite):
+        return
+    where = f"step {step + 1} of {steps}" if step >= 0 else "its end (weights)"
+    cfg = gan.config
+    raise TrainingError(
+        f"training diverged in epoch {epoch} at {where}: "
+        f"{', '.join(bad) or 'the weights'} became NaN/inf. Lower the learning rates "
+        f"(train.lr_g {cfg.lr_g}, train.lr_d {cfg.lr_d}), add an R1 penalty (train.r1_gamma, "
+        f"now {cfg.r1_gamma}) or turn bf16 off (train.amp: false)")
+
+
 def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
               device: str | torch.device | None = "auto", resume: dict | None = None,
               on_epoch: Callable[[int, dict, GAN], None] | None = None) -> GAN:
@@ -229,6 +254,7 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     n, bs = len(pool), min(cfg.batch_size, len(pool))
     for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
         sums: dict[str, list] = {}  # name -> [sum, count]; tensors, so no sync per step
+        first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss
         perm = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))].to(device)
         set_lr(gan, lr_factor(epoch, epochs=cfg.epochs, decay=cfg.lr_decay))
         done = (epoch - 1) * (n // bs)  # D steps before this epoch: the count runs across epochs
@@ -237,10 +263,12 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
             fakes, stats = d_step(gan, x[idx], labels[idx])
             if (done + step + 1) % cfg.d_steps == 0:  # n_critic: G every d_steps D steps
                 stats |= g_step(gan, fakes, labels[idx])
+            first_bad = first_nonfinite(first_bad, stats, step)
             for k, v in stats.items():
                 acc = sums.setdefault(k, [0.0, 0])
                 acc[0], acc[1] = acc[0] + v.float(), acc[1] + 1
         metrics = {k: float(total) / count for k, (total, count) in sums.items()}
+        check_finite(gan, metrics, epoch=epoch, step=int(first_bad), steps=n // bs)
         if on_epoch is not None:
             on_epoch(epoch, metrics, gan)
     return gan

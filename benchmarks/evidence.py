@@ -16,6 +16,12 @@ replicates and compares variants by their per-run differences, so the GAN's own 
 spread is inside the interval:
 
     python benchmarks/evidence.py --combine ev_seed0 ev_seed1 ev_seed2 --name ev_combined
+
+Files of the same top-level seed are merged into one run (same split, so the variants pair);
+``--tag T`` renames a file's GAN variants ``<variant>@T``, so runs under other synthesize
+settings (e.g. ``--set synthesize.minority_only=true --tag minority``) sit beside the default
+fill. Besides fixed comparisons, combine reports the best GAN variant against the best non-GAN
+one (each the highest mean over runs: a choice made on the same test scores, on both sides).
 """
 
 from __future__ import annotations
@@ -79,14 +85,21 @@ def run_pipeline(params: dict, work: Path) -> tuple[dict, dict]:
     return results, seconds
 
 
-def rows_of(data: str, ratio: float, results: dict) -> list[dict]:
-    """One table row per variant."""
+def tagged(variant: str, tag: str) -> str:
+    """``variant@tag`` for a GAN variant (its samples depend on the synthesize settings)."""
+    return f"{variant}@{tag}" if tag and "synthetic" in variant.split("+") else variant
+
+
+def rows_of(data: str, ratio: float, results: dict, tag: str = "") -> list[dict]:
+    """One table row per variant: scores, prior ratio, mean fit seconds, posthoc τ per seed."""
     summary = results["evaluate"]
     rows = []
     for v, s in summary["variants"].items():
         vs_real = summary["vs_real"].get(v, {}).get("balanced_accuracy")
         vs_base = summary["vs_baseline"].get(v, {}).get("balanced_accuracy")
-        rows.append({"data": data, "ratio": ratio, "variant": v,
+        rows.append({"data": data, "ratio": ratio, "variant": tagged(v, tag),
+                     "prior_ratio": summary["prior_ratio"][v],
+                     "fit_seconds": summary["seconds"][v], "tau": summary["tau"].get(v),
                      "bal_acc": s["balanced_accuracy"]["mean"],
                      "bal_acc_ci": [s["balanced_accuracy"]["lo"], s["balanced_accuracy"]["hi"]],
                      "minority_recall": s["minority_recall"]["mean"],
@@ -96,12 +109,15 @@ def rows_of(data: str, ratio: float, results: dict) -> list[dict]:
 
 
 def _fmt(row: dict) -> str:
+    def ci(lo, hi, sign=""):
+        return "" if lo is None else f" [{lo:{sign}.4f},{hi:{sign}.4f}]"
+
     def delta(d):
-        return "" if not d else f"{d['mean']:+.4f} [{d['lo']:+.4f},{d['hi']:+.4f}] p={d['p']:.2g}"
-    lo, hi = row["bal_acc_ci"]
-    return (f"{row['data']:>6} {row['ratio']:>5g} {row['variant']:>24}  {row['bal_acc']:.4f} "
-            f"[{lo:.4f},{hi:.4f}]  {row['minority_recall']:.4f}  {delta(row['vs_real']):>34}  "
-            f"{delta(row['vs_baseline']):>34}")
+        return "" if not d else f"{d['mean']:+.4f}{ci(d['lo'], d['hi'], '+')} p={d['p'] or 0:.2g}"
+    return (f"{row['data']:>6} {row['ratio']:>5g} {row['variant']:>24}  {row['bal_acc']:.4f}"
+            f"{ci(*row['bal_acc_ci'])}  {row['minority_recall']:.4f}  {delta(row['vs_real']):>34}  "
+            f"{delta(row['vs_baseline']):>34}  prior {row['prior_ratio']:g}  "
+            f"{row['fit_seconds']:.1f} s/fit")
 
 
 def markdown(report: dict) -> str:
@@ -110,7 +126,10 @@ def markdown(report: dict) -> str:
         return "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
 
     def delta(d):
-        return "—" if not d else f"{d['mean']:+.3f}{ci(d['lo'], d['hi'])}, p={d['p']:.2g}"
+        if not d:
+            return "—"
+        return f"{d['mean']:+.3f}{ci(d['lo'], d['hi'])}" + ("" if d["p"] is None
+                                                           else f", p={d['p']:.2g}")
 
     lines = ["| ratio | variant | balanced acc. [95 % CI] | minority recall | Δ vs real | "
              "Δ vs best non-GAN |", "|---|---|---|---|---|---|"]
@@ -122,29 +141,111 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-# (a, b): is a better than b? The GAN's contribution, each against its non-GAN counterpart.
+# (a, b): is a better than b? The GAN's contribution, each against its non-GAN counterpart,
+# and the long-tail losses against the GAN.
 COMPARISONS = (("real+synthetic", "real"), ("real+synthetic", "real+oversample"),
-               ("real+synthetic+classic", "real+oversample+classic"), ("synthetic", "real"))
+               ("real+synthetic+classic", "real+oversample+classic"), ("synthetic", "real"),
+               ("real+synthetic", "real+balanced_softmax"), ("real+synthetic", "real+posthoc"),
+               ("real+synthetic", "real+drw"), ("real+balanced_softmax", "real+oversample"),
+               ("real+synthetic+classic", "real+balanced_softmax+classic"))
+
+
+def _seed_of(report: dict) -> int | None:
+    """The top-level seed a result file ran with (older files: from its ``seed=S`` override)."""
+    if "seed" in report:
+        return report["seed"]
+    seeds = [int(o.partition("=")[2]) for o in report.get("overrides", [])
+             if o.startswith("seed=")]
+    return seeds[-1] if seeds else None
+
+
+def merged_runs(reports: list[dict]) -> dict[tuple[float, object], dict[str, dict]]:
+    """(ratio, seed) → variant → row, merging files of the same seed (a file without a seed
+    is a run of its own). A variant twice in one run keeps its first row."""
+    merged: dict = {}
+    for i, report in enumerate(reports):
+        seed = _seed_of(report)
+        for run in report["runs"]:
+            rows = merged.setdefault((run["ratio"], f"file{i}" if seed is None else seed), {})
+            for r in run["rows"]:
+                rows.setdefault(r["variant"], {**r, "gan_seconds": _gan_seconds(run)})
+    return merged
+
+
+def _gan_seconds(run: dict) -> float:
+    return run["seconds"].get("train", 0.0) + run["seconds"].get("synthesize", 0.0)
+
+
+def best_pair(acc: pd.DataFrame) -> tuple[str, str] | None:
+    """(best GAN variant, best non-GAN variant) by mean over runs; None without either."""
+    mean = acc.mean()
+    gan = [v for v in acc if "synthetic" in v.split("@")[0].split("+")]
+    plain = [v for v in acc if v not in gan]
+    return (mean[gan].idxmax(), mean[plain].idxmax()) if gan and plain else None
+
+
+def _comparison(acc: pd.DataFrame, a: str, b: str) -> dict:
+    return {"a": a, "b": b, **paired(acc[a], acc[b]), "wins": int((acc[a] > acc[b]).sum()),
+            "runs": len(acc)}
 
 
 def combine(names: list[str], out_dir: Path) -> dict:
-    """Per ratio: each variant's balanced accuracy over the runs, and COMPARISONS as paired
-    differences over runs (mean, 95 % t-interval, p, how many runs a beat b)."""
-    runs = [run for name in names
-            for run in json.loads((out_dir / f"{name}.json").read_text())["runs"]]
+    """Per ratio: each variant's balanced accuracy over the runs, COMPARISONS and the best GAN
+    − best non-GAN variant as paired differences over runs (mean, 95 % t-interval, p, how many
+    runs a beat b), each variant's prior ratio and mean fit seconds, the GAN's seconds."""
+    merged = merged_runs([json.loads((out_dir / f"{n}.json").read_text()) for n in names])
     report = {"combined_from": names, "ratios": []}
-    for ratio in sorted({run["ratio"] for run in runs}):
-        acc = pd.DataFrame([{r["variant"]: r["bal_acc"] for r in run["rows"]}
-                            for run in runs if run["ratio"] == ratio])
-        rows = [{"a": a, "b": b, **paired(acc[a], acc[b]), "wins": int((acc[a] > acc[b]).sum()),
-                 "runs": len(acc)} for a, b in COMPARISONS if {a, b} <= set(acc)]
-        report["ratios"].append({"ratio": ratio, "runs": len(acc),
-                                 "bal_acc": acc.agg(["mean", "std"]).to_dict(),
-                                 "comparisons": rows})
+    for ratio in sorted({ratio for ratio, _ in merged}):
+        runs = [rows for (r, _), rows in merged.items() if r == ratio]
+        acc = pd.DataFrame([{v: row["bal_acc"] for v, row in rows.items()} for rows in runs])
+        acc = acc.dropna(axis=1)  # a variant every run has
+        rows = [_comparison(acc, a, b) for a, b in COMPARISONS if {a, b} <= set(acc)]
+        best = best_pair(acc)
+        info = {v: _means(runs, v) for v in acc if "prior_ratio" in runs[0][v]}
+        report["ratios"].append({
+            "ratio": ratio, "runs": len(acc), "bal_acc": acc.agg(["mean", "std"]).to_dict(),
+            "comparisons": rows, "best": best and _comparison(acc, *best), "variants": info,
+            "gan_seconds": float(pd.Series([_gan_seconds_of(rs) for rs in runs]).mean())})
         print(f"ratio {ratio:g}, {len(acc)} runs: balanced accuracy mean ± std over runs")
         print(acc.agg(["mean", "std"]).T.to_string(float_format="{:.4f}".format))
-        print(pd.DataFrame(rows).to_string(index=False, float_format="{:+.4f}".format))
+        shown = rows + ([report["ratios"][-1]["best"]] if best else [])
+        print(pd.DataFrame(shown).to_string(index=False, float_format="{:+.4f}".format))
     return report
+
+
+def _means(runs: list[dict[str, dict]], variant: str) -> dict:
+    """A variant's minority recall, prior ratio and seconds per fit, averaged over runs."""
+    keys = ("minority_recall", "prior_ratio", "fit_seconds")
+    return {k: float(pd.Series([rows[variant][k] for rows in runs]).mean()) for k in keys}
+
+
+def combined_markdown(report: dict) -> str:
+    """Per ratio of a combined result: one row per variant (mean over runs, paired difference
+    to the best non-GAN variant with its 95 % CI over runs), then the comparisons."""
+    def diff(d):
+        return f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]; {d['wins']}/{d['runs']}"
+
+    lines = []
+    for r in report["ratios"]:
+        best = r["best"]
+        lines += [f"Ratio {r['ratio']:g}, {r['runs']} runs; GAN training + synthesis "
+                  f"{r['gan_seconds']:.0f} s per run. Best non-GAN: `{best['b']}`.", "",
+                  "| variant | prior max/min | s per fit | balanced acc. (sd over runs) | "
+                  "minority recall |", "|---|---|---|---|---|"]
+        for v, m in r["variants"].items():
+            acc = r["bal_acc"][v]
+            lines.append(f"| `{v}` | {m['prior_ratio']:.3g} | {m['fit_seconds']:.1f} | "
+                         f"{acc['mean']:.3f} ({acc['std']:.3f}) | {m['minority_recall']:.3f} |")
+        lines += ["", "| a − b (per-run difference, 95 % CI; runs where a > b) | |", "|---|---|"]
+        lines += [f"| `{c['a']}` − `{c['b']}` | {diff(c)} |" for c in r["comparisons"]]
+        lines.append(f"| **best GAN − best non-GAN**: `{best['a']}` − `{best['b']}` | "
+                     f"**{diff(best)}** |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _gan_seconds_of(rows: dict[str, dict]) -> float:
+    return next(iter(rows.values()))["gan_seconds"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -160,12 +261,16 @@ def main(argv: list[str] | None = None) -> None:
                              "side cannot overwrite each other's)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default=None)
+    parser.add_argument("--tag", default="",
+                        help="name the GAN variants <variant>@TAG (e.g. for another synthesize "
+                             "setting, to combine beside the default fill)")
     parser.add_argument("--markdown", metavar="JSON", help="only print the table of a result")
     parser.add_argument("--combine", nargs="+", metavar="NAME",
                         help="only combine results/<NAME>.json runs of other seeds (--name)")
     args = parser.parse_args(argv)
     if args.markdown:
-        return print(markdown(json.loads(Path(args.markdown).read_text())))
+        result = json.loads(Path(args.markdown).read_text())
+        return print(combined_markdown(result) if "combined_from" in result else markdown(result))
     if args.combine:
         report = combine(args.combine, Path(args.out))
         return write_json(Path(args.out) / f"{args.name or 'evidence_combined'}.json", report)
@@ -174,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"stage outputs under {work}")
     base = override(load_params(ROOT / "params.yaml"), args.set)
     base["prepare"].update(SOURCES[args.data])
-    report = {"data": args.data, "overrides": args.set, "runs": []}
+    report = {"data": args.data, "overrides": args.set, "seed": base.get("seed", 0),
+              "tag": args.tag, "runs": []}
     print(f"{'data':>6} {'ratio':>5} {'variant':>24}  bal.acc [95% CI]         minority  "
           f"{'Δ vs real [CI] p':>34}  {'Δ vs best non-GAN [CI] p':>34}")
     for ratio in args.ratios:
@@ -183,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         if ratio == 1:
             params["synthesize"]["multiple"] = args.balanced_multiple
         results, seconds = run_pipeline(params, work / f"{args.data}_r{ratio:g}")
-        rows = rows_of(args.data, ratio, results)
+        rows = rows_of(args.data, ratio, results, args.tag)
         for row in rows:
             print(_fmt(row), flush=True)
         print(f"  ratio {ratio:g}: {results['evaluate']['verdict']}  seconds {seconds}", flush=True)

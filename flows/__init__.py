@@ -1,2 +1,6 @@
 """Prefect flows: one per pipeline stage (the cmd of each DVC stage), thin wrappers over
 :mod:`augment.stages`."""
+
+# stage -> the module holding its flow, ``<stage>_flow`` (imported by that stage alone)
+FLOW_MODULES = {"prepare": "flows.stages", "judge": "flows.stages", "train": "flows.stages",
+                "synthesize": "flows.stages", "evaluate": "flows.evaluate"}

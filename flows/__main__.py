@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 
+from flows import FLOW_MODULES
 from flows.server import die_with_parent, run_interruptible, shared_server
-
-
-# stage -> the module holding its flow, ``<stage>_flow`` (imported by that stage alone)
-FLOW_MODULES = {"prepare": "flows.stages", "judge": "flows.stages", "train": "flows.stages",
-                "synthesize": "flows.stages", "evaluate": "flows.evaluate"}
 
 
 # command -> the module whose main(argv) runs it (imported by that command alone)
@@ -40,12 +37,14 @@ def run_flow(args) -> None:
     """Validate the stage's params (fails before Prefect's start-up cost), then run its flow.
 
     Run by DVC (``DVC_STAGE`` set), the stage ends when ``dvc`` does: a stage whose ``dvc`` was
-    killed can no longer record its outputs, and must not compute on as an orphan."""
+    killed can no longer record its outputs, and must not compute on as an orphan (SIGTERM
+    would not do: Prefect turns it into an exception, and the evaluate grid's worker threads
+    would finish their fits first)."""
     from augment.cli import stage_kwargs
     from augment.config import load_params, stage_config
 
-    if os.environ.get("DVC_STAGE"):
-        die_with_parent()
+    if os.environ.get("DVC_STAGE"):  # no clean-up owed to a dead dvc: outputs are atomic
+        die_with_parent(signal.SIGKILL)
     stage_config(load_params(args.params), args.stage)
     stage_flow(args.stage)(params_path=args.params, **stage_kwargs(args))
 
@@ -65,7 +64,45 @@ def repro(argv: list[str]) -> int:
     """``dvc repro <argv>`` under one shared Prefect server; stopped as a whole (see
     :func:`flows.server.run_interruptible`)."""
     with shared_server():
-        return run_interruptible([str(Path(sys.executable).with_name("dvc")), "repro", *argv])
+        code = run_interruptible([str(Path(sys.executable).with_name("dvc")), "repro", *argv])
+    if code and (others := dvc_lock_holders(Path.cwd())):
+        print("python -m flows repro: another DVC command holds this workspace "
+              f"({'; '.join(others)}); DVC runs one at a time per workspace. Wait for it to "
+              "finish, or run experiments side by side in their own workspaces: "
+              "dvc exp run --queue ..., then dvc queue start -j N", file=sys.stderr)
+    return code
+
+
+def dvc_lock_holders(start: Path) -> list[str]:
+    """Live processes that hold the DVC workspace at or above ``start``: its repository lock
+    (``.dvc/tmp/lock``) or the stage locks of ``.dvc/tmp/rwlock`` ("PID n: command")."""
+    import json
+
+    import zc.lockfile
+
+    from augment.io import pid_alive
+
+    root = next((d for d in (start, *start.parents) if (d / ".dvc").is_dir()), None)
+    if root is None:
+        return []
+    holders = set()
+    try:
+        zc.lockfile.LockFile(str(root / ".dvc/tmp/lock")).close()
+    except zc.lockfile.LockError:
+        holders.add("the repository lock")
+    except OSError:
+        pass
+    try:
+        locks = json.loads((root / ".dvc/tmp/rwlock").read_text())
+    except (OSError, ValueError):
+        locks = {}
+    for mode in ("read", "write"):
+        for infos in (locks.get(mode) or {}).values():
+            for info in infos if isinstance(infos, list) else [infos]:
+                if pid_alive(int(info["pid"])):
+                    holders.add(f"PID {info['pid']}: {info['cmd']}")
+    return sorted(holders)
+
 
 
 if __name__ == "__main__":

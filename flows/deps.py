@@ -21,6 +21,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from flows import FLOW_MODULES
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "judge", "train", "synthesize", "evaluate")
 ENTRY = "augment.stages"  # read per function
@@ -109,8 +111,6 @@ def function_imports(module: str, function: str) -> set[str]:
 
 def stage_code(stage: str) -> list[str]:
     """Repository-relative paths of the code ``python -m flows <stage>`` runs."""
-    from flows.__main__ import FLOW_MODULES
-
     modules = closure({"flows.__main__", FLOW_MODULES[stage]})
     modules |= closure(function_imports(ENTRY, stage))
     return sorted(str(module_file(m).relative_to(ROOT)) for m in modules)

@@ -28,7 +28,8 @@ def tiny_params() -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["prepare"]["max_per_class"] = 40
     params["judge"].update(epochs=2, width=8)
-    params["train"].update(epochs=2, batch_size=32, width=8, checkpoint_every=1, grid_per_class=2)
+    params["train"].update(epochs=2, batch_size=32, width=8, checkpoint_every=1, grid_per_class=2,
+                           min_judge_ratio=0.0, min_diversity=0.0)  # 2 epochs: no quality yet
     params["evaluate"].update(epochs=2, width=8, seeds=2)
     return params
 

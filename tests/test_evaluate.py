@@ -16,7 +16,9 @@ from augment.config import EvaluateConfig, from_dict
 from augment.data import minority_classes
 from augment.errors import ConfigError
 from augment.data import balanced_index, load_prepared
-from augment.evaluate import common_steps, compose, epoch_order, train_size
+from augment.errors import DataError
+from augment.evaluate import (common_steps, compose, epoch_order, evaluate_variant, prior_ratio,
+                              train_size, variant_counts)
 from conftest import fabricate_images
 
 
@@ -33,21 +35,34 @@ def test_paired_difference_matches_scipy():
     assert analysis.paired([0.5, 0.6], [0.5, 0.6])["p"] == 1.0
 
 
+def test_score_intervals_are_clipped_to_0_1_and_differences_to_plus_minus_1():
+    """Accuracies 1, 1, 0.98: mean 0.99333, sd 0.011547, t(0.975, 2) = 4.3027 → half-width
+    0.028684, so the raw t-interval [0.96465, 1.02202] reaches past 1; the score's stops at 1."""
+    ci = analysis.mean_ci([1.0, 1.0, 0.98])
+    assert ci["lo"] == pytest.approx(0.96465, abs=1e-5) and ci["hi"] == 1.0
+    low = analysis.mean_ci([0.0, 0.0, 0.02])
+    assert low["lo"] == 0.0 and low["hi"] == pytest.approx(0.035351, abs=1e-5)
+    d = analysis.paired([1.0, 1.0, 1.0], [0.0, 0.0, 0.06])  # differences 1, 1, 0.94
+    assert d["hi"] == 1.0 and d["lo"] == pytest.approx(0.98 - 0.086052, abs=1e-5)
+
+
 def test_minority_classes_are_the_bottom_30_percent():
     assert minority_classes(np.array([50, 3, 20, 3, 9, 40, 1, 60, 70, 80])) == [1, 3, 6]
     assert minority_classes(np.array([5, 1])) == [1]  # ceil(0.3 * 2) = 1
 
 
-def _table(gain: float, seeds: int = 5) -> pd.DataFrame:
+def _table(gain: float, seeds: int = 5, variants=(("real", 0.0), ("real+classic", 0.01))
+           ) -> pd.DataFrame:
     """Fabricated runs: real+synthetic = real + gain (+ noise); real+classic = real + 0.01."""
     rng = np.random.default_rng(0)
     base = rng.uniform(0.6, 0.7, seeds)
     rows = []
-    for variant, shift in (("real", 0.0), ("real+classic", 0.01), ("real+synthetic", gain)):
+    for variant, shift in (*variants, ("real+synthetic", gain)):
         for s in range(seeds):
             score = base[s] + shift + rng.normal(0, 0.002)
             rows.append({"variant": variant, "seed": s, "n_train": 100, "steps_per_epoch": 1,
-                         "balanced_accuracy": score,
+                         "prior_ratio": 1.0 if "synthetic" in variant else 10.0,
+                         "seconds": 1.0, "balanced_accuracy": score,
                          "minority_recall": score - 0.2, "accuracy": score, "macro_f1": score})
     return pd.DataFrame(rows)
 
@@ -66,6 +81,30 @@ def test_summary_and_verdict(gain, word):
     flat = analysis.metrics_json(summary)
     assert {"balanced_accuracy", "balanced_accuracy_lo", "balanced_accuracy_hi",
             "balanced_accuracy_p"} <= set(flat["vs_baseline:real+synthetic"])
+
+
+def test_best_non_gan_baseline_is_chosen_over_the_loss_side_variants_too():
+    """real+balanced_softmax (+0.05 over real) beats real+classic (+0.01) and real+posthoc
+    (+0.03): it is the baseline every GAN variant is compared with, and the report says which
+    τ the posthoc runs chose and each variant's prior ratio."""
+    table = _table(0.04, variants=(("real", 0.0), ("real+classic", 0.01),
+                                   ("real+balanced_softmax", 0.05), ("real+posthoc", 0.03)))
+    table["tau"] = np.where(table["variant"] == "real+posthoc", 1.25, np.nan)
+    summary = analysis.summarize(table)
+    assert summary["baseline"] == "real+balanced_softmax"
+    assert set(summary["vs_baseline"]) == {"real+synthetic"}
+    assert summary["vs_baseline"]["real+synthetic"]["balanced_accuracy"]["mean"] == pytest.approx(
+        -0.01, abs=0.003)
+    assert "against the best non-GAN baseline (real+balanced_softmax)" in summary["verdict"]
+    assert summary["tau"] == {"real+posthoc": [1.25] * 5}
+    flat = analysis.metrics_json(summary)
+    assert flat["baseline"] == "real+balanced_softmax" and flat["real+posthoc"]["tau_mean"] == 1.25
+    assert flat["real"]["prior_ratio"] == 10.0 and flat["real+synthetic"]["prior_ratio"] == 1.0
+    report = analysis.markdown_report(summary, counts={"a": 10, "b": 1}, minority=["b"],
+                                      figures={})
+    assert "| `real` | 100 | 10 | 1 |" in report and "| `real+synthetic` | 100 | 1 | 1 |" in report
+    assert "`real+posthoc` 1.25, 1.25, 1.25, 1.25, 1.25." in report
+    assert "clipped to [0, 1]" in report
 
 
 def test_oversample_balances_and_keeps_every_image():
@@ -97,6 +136,27 @@ def test_train_size_is_what_compose_gives():
                     "synthetic", "synthetic+oversample", "real+classic"):
         assert train_size(variant, real.labels, fake[1]) == len(compose(variant, real, fake)[1])
     assert train_size("synthetic+oversample", real.labels, fake[1][:0]) == 0
+
+
+def test_variant_counts_are_the_class_counts_compose_gives():
+    """The prior of a variant's long-tail parts comes from these counts, before training."""
+    real = fabricate_images([7, 3, 1])
+    fake = (np.zeros((5, 1, 8, 8), np.uint8), np.array([1, 1, 2, 2, 2]))
+    for variant in ("real+balanced_softmax", "real+oversample+posthoc", "real+synthetic+drw",
+                    "synthetic+logit_adjust"):
+        counts = variant_counts(variant, real.labels, fake[1], num_classes=3)
+        assert counts.tolist() == np.bincount(compose(variant, real, fake)[1],
+                                              minlength=3).tolist()
+    assert variant_counts("real+synthetic", real.labels, fake[1]).tolist() == [7, 5, 4]
+    assert variant_counts("synthetic", real.labels, fake[1], num_classes=3).tolist() == [0, 2, 3]
+    assert prior_ratio(np.array([7, 5, 4])) == 7 / 4 and prior_ratio(np.array([0, 2, 3])) == 1.5
+
+
+def test_a_loss_part_without_its_treatment_is_refused():
+    """Called directly, a loss variant without a treatment would silently train plainly."""
+    splits = {k: fabricate_images([4, 4]) for k in ("train", "val", "test")}
+    with pytest.raises(DataError, match="drw change the loss or the prediction; pass treatment="):
+        evaluate_variant("real+drw", splits, None, epochs=1)
 
 
 def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params):
@@ -143,10 +203,29 @@ def test_classic_augmentation_is_seeded_and_shape_preserving():
     ({"variants": ["real", "real"]}, "twice"),
     ({"classic": "affine,warp"}, "evaluate.classic"),
     ({"runner": "spark"}, "evaluate.runner"),
+    ({"variants": ["real+balanced_softmax+drw"]},
+     r"evaluate.variants: 'real\+balanced_softmax\+drw' combines the training losses "
+     "balanced_softmax and drw"),
+    ({"variants": ["real+synthetic+logit_adjust+balanced_softmax"]}, "keep one"),
+    ({"variants": ["posthoc"]}, "with real and/or synthetic"),
+    ({"variants": ["balanced_softmax+oversample"]}, "with real and/or synthetic"),
+    ({"variants": ["real+posthoc+posthoc"]}, "each once"),
+    ({"variants": ["real+focal"]}, r"'real\+focal' is not a variant"),
+    ({"tau": -0.5}, "evaluate.tau: got -0.5"),
+    ({"posthoc_taus": [0.0, -1.0]}, "evaluate.posthoc_taus: got -1.0"),
+    ({"posthoc_taus": []}, "evaluate.posthoc_taus: must not be empty"),
+    ({"drw_beta": 1.0}, r"evaluate.drw_beta: got 1.0; allowed range is \[0, 1\)"),
+    ({"drw_start": 1.0}, "evaluate.drw_start: got 1.0"),
 ])
 def test_bad_evaluate_config_is_named(raw, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(EvaluateConfig, raw, section="evaluate")
+
+
+def test_loss_and_prediction_parts_compose_with_the_data_parts():
+    ok = ["real+balanced_softmax", "real+synthetic+logit_adjust+classic", "real+drw+posthoc",
+          "real+oversample+posthoc", "synthetic+balanced_softmax+posthoc"]
+    assert from_dict(EvaluateConfig, {"variants": ok}, section="evaluate").variants == tuple(ok)
 
 
 @pytest.mark.parametrize("runner, module, package", [("ray", "prefect_ray", "prefect-ray"),
@@ -211,3 +290,27 @@ def test_report_flags_a_synthetic_only_variant_without_every_class():
     full = (np.zeros((3, 1, 8, 8), np.uint8), np.array([0, 1, 2]))
     assert _synthetic_only_notes(summary, train, full) == []
     assert _synthetic_only_notes({"variants": {"real+synthetic": {}}}, train, top_up) == []
+
+
+def test_stage_builds_each_variants_treatment_from_its_own_prior(tmp_path, params):
+    """Through the stage: the loss part changes the fit (balanced_softmax ≠ real), logit_adjust
+    at τ = 1 is balanced_softmax to the last digit, posthoc reports a τ from the grid, and each
+    variant's prior ratio is its own training set's (real: the long tail; oversample: 1)."""
+    params["prepare"]["imbalance_ratio"] = 10.0
+    stages.prepare(params, out=str(tmp_path / "p"), metrics=str(tmp_path / "p.json"))
+    variants = ["real", "real+oversample+balanced_softmax", "real+balanced_softmax",
+                "real+logit_adjust", "real+posthoc", "real+drw"]
+    params["evaluate"].update(variants=variants, seeds=1, epochs=2, batch_size=16)
+    summary = stages.evaluate(params, data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
+                              metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "plots"),
+                              report=str(tmp_path / "r" / "e.md"))
+    runs = pd.read_csv(tmp_path / "plots" / "runs.csv").set_index("variant")
+    counts = np.array(list(json.loads((tmp_path / "p.json").read_text())["train_counts"].values()))
+    assert runs.loc["real", "prior_ratio"] == pytest.approx(counts.max() / counts.min())
+    assert runs.loc["real+oversample+balanced_softmax", "prior_ratio"] == 1.0
+    assert runs.loc["real+posthoc", "tau"] in EvaluateConfig().posthoc_taus
+    assert np.isnan(runs.loc["real", "tau"])
+    acc = {v: summary["variants"][v]["balanced_accuracy"]["mean"] for v in variants}
+    assert acc["real+logit_adjust"] == acc["real+balanced_softmax"] != acc["real"]
+    text = (tmp_path / "r" / "e.md").read_text()
+    assert "| prior max/min |" in text and "Post-hoc τ chosen on val per seed" in text

@@ -10,7 +10,7 @@ from augment import stages
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
 from augment.data import load_prepared
-from augment.errors import CheckpointError
+from augment.errors import CheckpointError, TrainingError
 from augment.runtime import resolve_device
 from augment.train import EMA, lr_factor, resolve_config, train_gan
 from conftest import ROOT, fabricate_images, tiny_params
@@ -85,8 +85,12 @@ def test_train_stage_outputs(checkpoint, prepared, judge):
     # the stage's device: the same numbers on a CPU (a GPU may round a pixel differently)
     real = load_prepared(prepared, splits=("train",))["train"]
     device = resolve_device(tiny_params()["train"]["device"])
-    probe = stages._quality_probe(str(judge), real, seed=tiny_params()["seed"], device=device)
+    probe = stages._quality_probe(str(judge), real, seed=tiny_params()["seed"], device=device)[0]
     expected = probe(load_generator(checkpoint, device)[0])
+    assert quality["epoch"] == load_checkpoint(checkpoint)["best"]["epoch"]
+    assert quality["guards"] == {"passed": True, "judge_ratio": quality["guards"]["judge_ratio"],
+                                 "reasons": []}
+    quality = {k: v for k, v in quality.items() if k not in ("epoch", "guards")}
     assert set(quality) == set(expected) and len(quality["fid_per_class"]) == 10
     tolerance = dict(rel=0, abs=0) if device.type == "cpu" else dict(rel=1e-2, abs=1e-4)
     for key, value in expected.items():
@@ -344,3 +348,147 @@ def test_dry_run_prints_the_settings_and_writes_nothing(prepared, tmp_path, caps
     assert shown["preset"] == "dcgan" and shown["epochs"] == 50 and shown["device"] == "cpu"
     assert shown["lr_g"] == 2e-3 and shown["cls_weight"] == 0.0 and None not in shown.values()
     assert not out.exists()
+
+
+def _nan_at(monkeypatch, epoch: int, step: int, steps_per_epoch: int):
+    """Make D's loss NaN at (1-based) ``epoch``, 0-based ``step``."""
+    import augment.train as T
+
+    original, calls = T.d_step, []
+
+    def d_step(gan, real, y):
+        fakes, stats = original(gan, real, y)
+        calls.append(1)
+        if len(calls) == (epoch - 1) * steps_per_epoch + step + 1:
+            stats["d_loss"] = torch.tensor(float("nan"))
+        return fakes, stats
+
+    monkeypatch.setattr(T, "d_step", d_step)
+
+
+def test_a_nan_loss_stops_training_naming_epoch_step_and_settings(monkeypatch):
+    data = fabricate_images([16, 16])  # 32 images, batch 8: 4 steps per epoch
+    _nan_at(monkeypatch, epoch=2, step=2, steps_per_epoch=4)
+    epochs_done = []
+    with pytest.raises(TrainingError, match=r"epoch 2 at step 3 of 4: d_loss.*train\.lr_g"):
+        train_gan(data, TrainConfig(epochs=3, batch_size=8, width=8), device="cpu",
+                  on_epoch=lambda epoch, m, gan: epochs_done.append(epoch))
+    assert epochs_done == [1]  # the diverged epoch is never reported (nor checkpointed)
+
+
+def test_nan_weights_stop_training(monkeypatch):
+    import augment.train as T
+
+    original = T.g_step
+
+    def g_step(gan, fakes, y):
+        stats = original(gan, fakes, y)
+        with torch.no_grad():
+            next(gan.generator.parameters()).fill_(float("inf"))
+        return stats
+
+    monkeypatch.setattr(T, "g_step", g_step)
+    with pytest.raises(TrainingError, match="epoch 1 at .*became NaN/inf"):
+        train_gan(fabricate_images([16, 16]), TrainConfig(epochs=2, batch_size=8, width=8),
+                  device="cpu")
+
+
+def _train(params, prepared, judge, d, **kw):
+    return stages.train(params, data=str(prepared), out=str(d / "gan.pt"),
+                        samples=str(d / "samples.png"), logdir=str(d / "live"),
+                        judge=str(judge), quality=str(d / "quality.json"),
+                        settings=str(d / "settings.json"), **kw)
+
+
+def test_failed_quality_guards_stop_the_stage_and_write_no_model(prepared, judge, params,
+                                                                 tmp_path):
+    params["train"].update(min_judge_ratio=1.0, min_diversity=50.0)  # cannot be met
+    with pytest.raises(TrainingError, match="no checkpoint passed the quality guards.*"
+                                            "min_diversity 50.0"):
+        _train(params, prepared, judge, tmp_path)
+    assert not (tmp_path / "gan.pt").exists() and not (tmp_path / "quality.json").exists()
+
+
+def test_on_collapse_warn_keeps_the_model_flagged_and_synthesize_refuses_it(
+        prepared, judge, params, tmp_path, capsys):
+    params["train"].update(min_diversity=50.0, on_collapse="warn")
+    _train(params, prepared, judge, tmp_path)
+    assert "WARNING: no checkpoint passed" in capsys.readouterr().out
+    quality = json.loads((tmp_path / "quality.json").read_text())
+    assert quality["guards"]["passed"] is False and "min_diversity" in quality["guards"]["reasons"][0]
+    kw = dict(data=str(prepared), model=str(tmp_path / "gan.pt"), judge=str(judge),
+              out=str(tmp_path / "syn"), metrics=str(tmp_path / "syn.json"))
+    with pytest.raises(CheckpointError, match="failed the train stage's quality guards.*"
+                                              "accept_failed_gan"):
+        stages.synthesize(params, **kw)
+    assert not (tmp_path / "syn").exists()
+    params["synthesize"]["accept_failed_gan"] = True
+    summary = stages.synthesize(params, **kw)
+    assert summary["gan"]["passed_guards"] is False
+
+
+def test_the_kept_generator_is_the_lowest_fid_checkpoint_that_passes(prepared, judge, params,
+                                                                     tmp_path):
+    params["train"].update(epochs=4)
+    _train(params, prepared, judge, tmp_path)
+    state = load_checkpoint(tmp_path / "gan.pt")
+    fids = {h["epoch"]: h["fid"] for h in state["history"]}
+    assert len(fids) == 4 and state["best"]["epoch"] == min(fids, key=fids.get)
+    assert state["epoch"] == 4 and state["best"]["quality"]["fid"] == min(fids.values())
+    kept, _ = load_generator(tmp_path / "gan.pt")
+    for key, value in kept.state_dict().items():
+        assert torch.equal(value, state["best"]["generator"][key]), key
+
+
+def test_an_interrupted_stage_resumes_and_ends_as_an_uninterrupted_one(
+        prepared, judge, params, tmp_path, monkeypatch, capsys):
+    import augment.train as T
+
+    params["train"].update(epochs=4)
+    _train(params, prepared, judge, tmp_path / "clean")
+    original = T.check_finite
+
+    def stop_in_epoch_3(gan, metrics, *, epoch, **kw):
+        if epoch == 3:
+            raise KeyboardInterrupt  # as Ctrl-C, a kill or a lost machine would
+        original(gan, metrics, epoch=epoch, **kw)
+
+    monkeypatch.setattr(T, "check_finite", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        _train(params, prepared, judge, tmp_path / "run")
+    assert not (tmp_path / "run" / "gan.pt").exists()
+    assert len(list((tmp_path / "run" / "train-resume").glob("*.pt"))) == 1
+    monkeypatch.setattr(T, "check_finite", original)
+    _train(params, prepared, judge, tmp_path / "run")
+    assert "resumed from epoch 2" in capsys.readouterr().out
+    assert not list((tmp_path / "run" / "train-resume").glob("*.pt"))  # done: nothing to resume
+    clean, run = load_checkpoint(tmp_path / "clean" / "gan.pt"), load_checkpoint(tmp_path / "run" / "gan.pt")
+    for part in ("generator", "discriminator"):
+        for key in clean[part]:
+            assert torch.equal(clean[part][key], run[part][key]), (part, key)
+    assert clean["history"] == run["history"] and clean["best"]["epoch"] == run["best"]["epoch"]
+    for name in ("gan.pt", "quality.json", "settings.json", "samples.png", "live/metrics.json",
+                 "live/plots/metrics/train/g_loss.tsv", "live/plots/metrics/quality/fid.tsv"):
+        assert _md5(tmp_path / "clean" / name) == _md5(tmp_path / "run" / name), name
+
+
+def test_a_changed_setting_starts_afresh(prepared, judge, params, tmp_path, monkeypatch, capsys):
+    import augment.train as T
+
+    params["train"].update(epochs=3)
+    original = T.check_finite
+
+    def stop_in_epoch_2(gan, metrics, *, epoch, **kw):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        original(gan, metrics, epoch=epoch, **kw)
+
+    monkeypatch.setattr(T, "check_finite", stop_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _train(params, prepared, judge, tmp_path)
+    monkeypatch.setattr(T, "check_finite", original)
+    params["train"]["lr_g"] = 1e-3
+    _train(params, prepared, judge, tmp_path)
+    out = capsys.readouterr().out
+    assert "discarded" in out and "other settings, data or code" in out and "resumed" not in out
+    assert [h["epoch"] for h in load_checkpoint(tmp_path / "gan.pt")["history"]] == [1, 2, 3]
