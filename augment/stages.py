@@ -307,7 +307,9 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
     keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device)
     images, labels = draw(generator, counts, batch_size=cfg.batch_size, seed=seed,
                           device=cfg.device, amp=cfg.amp, keep=keep, max_draws=cfg.max_draws)
-    write_synthetic(out, images, labels, classes)
+    drew = kept and {"epoch": kept["epoch"], "passed_guards": kept["guards"]["passed"],
+                     "reasons": kept["guards"]["reasons"]}
+    write_synthetic(out, images, labels, classes, generator=drew or None)
     summary = {"total": int(len(labels)),
                "per_class": {classes[c]: n for c, n in counts.items()}}
     if kept:
@@ -381,7 +383,8 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     table = analysis.runs_table(runs, train.counts(), train.classes)
     summary = analysis.summarize(table)
     write_evaluation_plots(Path(plots), table, summary, train.classes)
-    _write_report(Path(report), Path(plots), summary, train, fake)
+    _write_report(Path(report), Path(plots), summary, train, fake,
+                  warnings=_generator_warning(Path(synthetic)) if fake is not None else [])
     write_json(metrics, analysis.metrics_json(summary))
     for variant, m in summary["variants"].items():
         _log("evaluate", f"{variant:>24}: bal-acc {m['balanced_accuracy']['mean']:.4f}  "
@@ -423,7 +426,8 @@ def write_evaluation_plots(directory: Path, table, summary: dict,
     ci_chart(directory / "balanced_accuracy.png", overview)
 
 
-def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fake) -> None:
+def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fake, *,
+                  warnings: list[str] = ()) -> None:
     """``reports/evaluate.md`` and the per-class sample grid (real | synthetic) beside it."""
     import os
 
@@ -441,7 +445,22 @@ def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fak
     minority = [train.classes[i] for i in D.minority_classes(train.counts())]
     with atomic_path(path) as tmp:
         tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures,
-                                       notes=_synthetic_only_notes(summary, train, fake)))
+                                       notes=[*warnings,
+                                              *_synthetic_only_notes(summary, train, fake)]))
+
+
+def _generator_warning(synthetic: Path) -> list[str]:
+    """A loud line when the synthetic samples come from a GAN that failed its quality guards
+    (kept with ``train.on_collapse: warn``, drawn with ``synthesize.accept_failed_gan``)."""
+    try:
+        drew = json.loads((synthetic / "generator.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if drew.get("passed_guards", True):
+        return []
+    return [f"**WARNING: the synthetic samples come from a generator that failed the train "
+            f"stage's quality guards (epoch {drew.get('epoch')}: "
+            f"{'; '.join(drew.get('reasons', []))}). Their rows measure a broken GAN.**"]
 
 
 def _synthetic_only_notes(summary: dict, train: D.ImageSet, fake) -> list[str]:

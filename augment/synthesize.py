@@ -7,6 +7,7 @@ ImageFolder-style PNG tree, a ``manifest.csv`` and arrays for fast loading.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Callable, Mapping
@@ -173,8 +174,9 @@ def safe_name(name: str) -> str:
 
 
 def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.Tensor,
-                    classes: tuple[str, ...]) -> pd.DataFrame:
-    """Write ``images/<class>/<class>_<i>.png``, ``manifest.csv`` and ``{images,labels}.npy``.
+                    classes: tuple[str, ...], *, generator: dict | None = None) -> pd.DataFrame:
+    """Write ``images/<class>/<class>_<i>.png``, ``manifest.csv`` and ``{images,labels}.npy``,
+    and ``generator.json`` (which checkpoint drew them, its quality guards) when given.
 
     The directory is replaced atomically. Returns the manifest (paths relative to it).
     """
@@ -190,4 +192,6 @@ def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.T
         manifest = pd.DataFrame(rows, columns=["path", "label", "class_name", "source"])
         manifest.to_csv(tmp / "manifest.csv", index=False)
         save_arrays(tmp, images=images.numpy(), labels=labels.numpy())
+        if generator is not None:
+            (tmp / "generator.json").write_text(json.dumps(generator, indent=2, sort_keys=True))
     return manifest

@@ -425,6 +425,13 @@ def test_on_collapse_warn_keeps_the_model_flagged_and_synthesize_refuses_it(
     params["synthesize"]["accept_failed_gan"] = True
     summary = stages.synthesize(params, **kw)
     assert summary["gan"]["passed_guards"] is False
+    params["evaluate"].update(variants=["real", "real+synthetic"], seeds=1, epochs=1)
+    stages.evaluate(params, data=str(prepared), synthetic=str(tmp_path / "syn"),
+                    metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "plots"),
+                    report=str(tmp_path / "rep" / "evaluate.md"))
+    report = (tmp_path / "rep" / "evaluate.md").read_text()
+    assert "WARNING: the synthetic samples come from a generator that failed" in report
+    assert "min_diversity" in report
 
 
 def test_the_kept_generator_is_the_lowest_fid_checkpoint_that_passes(prepared, judge, params,
