@@ -76,7 +76,12 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", *,
     """The generator a checkpoint keeps for synthesis (the best checkpoint's EMA generator, or
     the last one), in eval mode on ``device``, and its class names. A generator that failed the
     quality guards is refused unless ``accept_failed``."""
-    state = load_checkpoint(path)
+    return kept_generator(load_checkpoint(path), path, device, accept_failed=accept_failed)
+
+
+def kept_generator(state: dict, path: str | Path, device: str | torch.device = "cpu", *,
+                   accept_failed: bool = False) -> tuple[nn.Module, tuple[str, ...]]:
+    """:func:`load_generator` for a checkpoint dict already loaded from ``path``."""
     best = state.get("best")
     if best is not None and not best["guards"]["passed"] and not accept_failed:
         raise CheckpointError(

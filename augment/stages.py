@@ -288,14 +288,15 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
     With ``synthesize.filter_threshold`` > 0, only samples the judge classifies as their label
     with at least that confidence are kept (rejected ones are redrawn; counts stay exact).
     """
-    from .checkpoint import load_checkpoint, load_generator
+    from .checkpoint import kept_generator, load_checkpoint
     from .synthesize import balance_counts, synthesize as draw, write_synthetic
 
     cfg, seed = stage_config(params, "synthesize"), params.get("seed", 0)
     real = D.load_prepared(data, splits=("train",))["train"]
-    generator, classes = load_generator(model, resolve_device(cfg.device),
+    state = load_checkpoint(model)
+    generator, classes = kept_generator(state, model, resolve_device(cfg.device),
                                         accept_failed=cfg.accept_failed_gan)
-    kept = load_checkpoint(model).get("best") or {}
+    kept = state.get("best") or {}
     if tuple(classes) != real.classes:
         raise DataError(f"{model} was trained on classes {list(classes)} but {data} has "
                         f"{list(real.classes)}; re-run the train stage")
