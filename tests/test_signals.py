@@ -57,15 +57,18 @@ def repo(tmp_path_factory):
     return root, env
 
 
-def start_repro(repo, log: Path) -> tuple[subprocess.Popen, str]:
+def start_repro(repo, log: Path, shell: str | None = None) -> tuple[subprocess.Popen, str]:
     """``python -m flows repro`` as a terminal would run it (its own process group), waiting
-    until the train stage computes."""
+    until the train stage computes. DVC runs stage commands with ``$SHELL -c`` (``/bin/sh``
+    when unset, as under CI); ``shell`` sets it."""
     root, env = repo
     value = uuid.uuid4().hex
+    env = {**env, TAG: value}
+    if shell is not None:
+        env["SHELL"] = shell
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flows", "repro"], cwd=root,
-                                env={**env, TAG: value}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "flows", "repro"], cwd=root, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 240
     while "Running stage 'train'" not in log.read_text():
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -89,8 +92,13 @@ def test_interrupt_leaves_no_process_after_10s(repo, tmp_path, how):
     assert not (repo[0] / "models/gan.pt").exists()
 
 
-def test_kill_9_of_parent_leaves_no_helper(repo, tmp_path):
-    proc, value = start_repro(repo, tmp_path / "log")
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_kill_9_of_parent_leaves_no_helper(repo, tmp_path, shell):
+    """Also when the stage's shell (dash, which does not exec a lone command) sits between
+    dvc and the stage: the kernel's parent-death signal reaches only direct children."""
+    if not Path(shell).exists():
+        pytest.skip(f"no {shell}")
+    proc, value = start_repro(repo, tmp_path / "log", shell)
     proc.kill()
     proc.wait()
     left = wait_gone(value, timeout=10)
