@@ -139,6 +139,8 @@ def metrics_json(summary: dict) -> dict:
             out[f"{key}:{v}"] = {f"{s}{suffix}": d[k] for s, d in scores.items()
                                  for k, suffix in (("mean", ""), ("lo", "_lo"), ("hi", "_hi"),
                                                    ("p", "_p")) if d[k] is not None}
+    if "classic_policy" in summary:
+        out["classic_policy"] = summary["classic_policy"]
     out["verdict"] = summary["verdict"]
     return out
 

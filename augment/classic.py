@@ -37,6 +37,15 @@ POLICIES: dict[str, Callable[[int], A.BasicTransform]] = {
 }
 
 
+# The default policy by the data's channels: grey (digits, scans) or colour (photos).
+POLICY_BY_CHANNELS = {1: "affine,elastic,noise", 3: "crop,flip,color"}
+
+
+def policy_for(channels: int) -> str:
+    """The default policy for images with ``channels`` channels (1: grey, 3: colour)."""
+    return POLICY_BY_CHANNELS[channels]
+
+
 def check_policy(policy: str, *, key: str = "policy") -> tuple[str, ...]:
     """The policy's names; ConfigError naming ``key`` for an empty or unknown name."""
     names = tuple(n.strip() for n in policy.split(",") if n.strip())

@@ -199,15 +199,16 @@ class EvaluateConfig(ClassifierConfig):
     """Downstream classifier trained with and without synthetic samples."""
 
     variants: tuple[str, ...] = setting(
-        ("real", "real+oversample", "real+classic", "real+synthetic", "real+synthetic+classic",
-         "synthetic"),
+        ("real", "real+oversample", "real+balanced_softmax", "real+balanced_softmax+classic",
+         "real+synthetic", "real+synthetic+classic"),
         "'+'-joined parts: real | synthetic (the data), oversample (resample every class to the "
         "largest), classic (albumentations, redrawn each epoch), balanced_softmax | "
         "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction)")
     seeds: int = setting(5, "paired seeds seed, seed+1, ...: every variant trained once per seed",
                          lo=1)
-    classic: str = setting("affine,elastic,noise", "albumentations policy of the classic part: "
-                           "affine | elastic | noise | crop | flip | color")
+    classic: Optional[str] = setting(
+        None, "albumentations policy of the classic part: affine | elastic | noise | crop | "
+        "flip | color; null = by data (grey: affine,elastic,noise; colour: crop,flip,color)")
     equal_steps: bool = setting(True, "every variant trains for the same optimizer steps (epochs "
                                 "x one pass over the largest variant's set); false = epochs "
                                 "over its own set")
@@ -227,6 +228,9 @@ class EvaluateConfig(ClassifierConfig):
                               "(Cui et al. 2019)", lo=0, hi=1, hi_open=True)
     drw_start: float = setting(0.75, "drw: the weights switch on after this fraction of the "
                                "epochs (0.75: the last quarter)", lo=0, hi=1, hi_open=True)
+    synthetic_weight: float = setting(
+        1.0, "how often the classifier draws a synthetic image relative to a real one (1 = "
+        "alike); prior-based parts use the class mass so drawn", lo=0, hi=1, lo_open=True)
 
     def __post_init__(self):
         for variant in self.variants:
@@ -242,15 +246,22 @@ class EvaluateConfig(ClassifierConfig):
                 raise ConfigError(f"evaluate.variants: {variant!r} combines the training losses "
                                   f"{' and '.join(losses)}; a variant trains with one of them, "
                                   f"so keep one (e.g. real+{losses[0]})")
+            if self.synthetic_weight != 1 and {"synthetic", "oversample"} <= set(parts):
+                raise ConfigError(f"evaluate.variants: {variant!r} oversamples a set whose "
+                                  f"synthetic images evaluate.synthetic_weight "
+                                  f"{self.synthetic_weight} draws less often; drop oversample "
+                                  "from it or set synthetic_weight: 1")
         if len(set(self.variants)) != len(self.variants):
             raise ConfigError(f"evaluate.variants: {list(self.variants)} lists a variant twice")
         from .classic import check_policy
 
-        check_policy(self.classic, key="evaluate.classic")
+        if self.classic is not None:
+            check_policy(self.classic, key="evaluate.classic")
 
     def fit_kwargs(self) -> dict:
         """Classifier budget plus the classic policy: keyword arguments of evaluate_variant."""
-        return {**super().fit_kwargs(), "classic": self.classic}
+        return {**super().fit_kwargs(), "classic": self.classic,
+                "synthetic_weight": self.synthetic_weight}
 
 
 STAGE_CONFIGS = {"prepare": PrepareConfig, "judge": JudgeConfig, "train": TrainConfig,

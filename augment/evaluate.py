@@ -20,6 +20,7 @@ import copy
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,7 +30,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
                              recall_score)
 from torch import nn
 
-from .classic import classic_augment
+from .classic import classic_augment, policy_for
 from .config import VARIANT_PARTS, ClassifierConfig as Defaults, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
@@ -107,8 +108,9 @@ class SmallCNN(nn.Module):
 
 
 def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarray] | None, *,
-            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The training set of a variant's data parts, oversampled to balance if it says so."""
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training set of a variant's data parts, oversampled to balance if it says so:
+    (images, labels, is_synthetic) with one flag per image."""
     parts = variant.split("+")
     if "synthetic" in parts and synthetic is None:
         raise DataError(f"variant {variant!r} needs synthetic samples; none were given")
@@ -116,13 +118,21 @@ def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarra
         raise DataError(f"variant {variant!r} trains on synthetic samples only, but there are "
                         "none (every class already meets synthesize.target); raise "
                         "synthesize.multiple or target")
-    chosen = [d for name, d in (("real", (real.images, real.labels)), ("synthetic", synthetic))
+    chosen = [(*d, np.full(len(d[1]), name == "synthetic"))
+              for name, d in (("real", (real.images, real.labels)), ("synthetic", synthetic))
               if name in parts]
-    images, labels = (np.concatenate([d[i] for d in chosen]) for i in (0, 1))
+    images, labels, fake = (np.concatenate([d[i] for d in chosen]) for i in (0, 1, 2))
     if "oversample" in parts:
         index = balanced_index(labels, seed=seed)
-        images, labels = images[index], labels[index]
-    return images, labels
+        images, labels, fake = images[index], labels[index], fake[index]
+    return images, labels, fake
+
+
+def draw_weights(is_synthetic: np.ndarray, synthetic_weight: float) -> np.ndarray | None:
+    """Per image, how often the classifier draws it relative to a real image (None: alike)."""
+    if synthetic_weight == 1 or not is_synthetic.any():
+        return None
+    return np.where(is_synthetic, synthetic_weight, 1.0)
 
 
 def epoch_order(n: int, draws: int, generator: torch.Generator) -> torch.Tensor:
@@ -135,13 +145,26 @@ def epoch_order(n: int, draws: int, generator: torch.Generator) -> torch.Tensor:
     return torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)])[:draws]
 
 
+def weighted_order(n: int, draws: int, generator: torch.Generator, *, weights: np.ndarray
+                   ) -> torch.Tensor:
+    """``draws`` indices into a set of ``n``, image i drawn with probability ∝ ``weights[i]``
+    (with replacement)."""
+    return torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), draws,
+                             replacement=True, generator=generator)
+
+
 def variant_counts(variant: str, real_labels: np.ndarray, synthetic_labels: np.ndarray | None,
-                   *, num_classes: int = 1) -> np.ndarray:
-    """Images per class that :func:`compose` gives ``variant``, from the labels alone."""
+                   *, num_classes: int = 1, synthetic_weight: float = 1.0) -> np.ndarray:
+    """Images per class that :func:`compose` gives ``variant``, from the labels alone; with a
+    ``synthetic_weight``, the class mass the classifier draws (a synthetic image counts w)."""
     parts = variant.split("+")
-    chosen = [y for name, y in (("real", real_labels), ("synthetic", synthetic_labels))
+    chosen = [(y, synthetic_weight if name == "synthetic" else 1.0)
+              for name, y in (("real", real_labels), ("synthetic", synthetic_labels))
               if name in parts and y is not None]
-    counts = np.bincount(np.concatenate(chosen).astype(int), minlength=num_classes)
+    counts = sum(w * np.bincount(np.asarray(y).astype(int), minlength=num_classes)
+                 for y, w in chosen)
+    if synthetic_weight == 1:
+        counts = counts.astype(np.int64)
     # oversample fills every present class to the largest (data.balanced_index)
     return np.where(counts > 0, counts.max(), 0) if "oversample" in parts else counts
 
@@ -192,7 +215,8 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
                    device: str | torch.device | None = None,
                    transform: Callable[[np.ndarray], np.ndarray] | None = None,
                    steps_per_epoch: int | None = None,
-                   treatment: Treatment = PLAIN) -> tuple[nn.Module, dict]:
+                   treatment: Treatment = PLAIN,
+                   weights: np.ndarray | None = None) -> tuple[nn.Module, dict]:
     """Train :class:`SmallCNN`; return the weights of the epoch with the best val balanced acc.
 
     ``transform`` (uint8 N×C×H×W → same) redraws every training image each time it is drawn.
@@ -200,6 +224,8 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     over the set); a set smaller than that is passed over more than once per epoch, so sets of
     different sizes can be given the same number of updates. ``treatment`` gives each epoch's
     loss and the val score (with its prediction rule, e.g. post-hoc τ, returned in the info).
+    ``weights`` (one per image): draw images with these relative frequencies instead of in
+    whole passes (:func:`draw_weights`).
     """
     device = resolve_device(device)
     with _INIT_LOCK:
@@ -214,11 +240,12 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     x = to_unit(images, device) if transform is None else None
     y = torch.as_tensor(labels, device=device)
     order = torch.Generator().manual_seed(seed)
+    draw = epoch_order if weights is None else partial(weighted_order, weights=weights)
     best = {"val_balanced_accuracy": -1.0, "epoch": 0}
     for epoch in progress(range(1, epochs + 1), desc="classifier", unit="epoch"):
         model.train()
         criterion = treatment.loss(epoch)
-        drawn = epoch_order(len(y), steps * batch_size, order)  # (steps·batch,) indices
+        drawn = draw(len(y), steps * batch_size, order)  # (steps·batch,) indices
         xe = (x[drawn.to(device)] if transform is None
               else to_unit(transform(images[drawn.numpy()]), device))
         ye = y[drawn.to(device)]
@@ -251,29 +278,36 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
 
 def evaluate_variant(variant: str, splits: dict[str, ImageSet],
                      synthetic: tuple[np.ndarray, np.ndarray] | None, *, seed: int = 0,
-                     classic: str = EvaluateConfig.classic,
+                     classic: str | None = EvaluateConfig.classic,
                      device: str | torch.device | None = None,
-                     treatment: Treatment | None = None, **fit_kwargs) -> dict:
+                     treatment: Treatment | None = None,
+                     synthetic_weight: float = EvaluateConfig.synthetic_weight,
+                     **fit_kwargs) -> dict:
     """Train on one variant, select on val, score on test. Returns metrics + predictions.
 
-    ``classic`` is the albumentations policy (:mod:`augment.classic`) of the ``classic`` part.
+    ``classic`` is the albumentations policy (:mod:`augment.classic`) of the ``classic`` part
+    (None: :func:`augment.classic.policy_for` the images' channels).
     A variant with loss or prediction parts needs their ``treatment``
-    (:func:`augment.longtail.treatment`); the others train with :data:`PLAIN`.
+    (:func:`augment.longtail.treatment`, built from the same ``synthetic_weight``); the others
+    train with :data:`PLAIN`. ``synthetic_weight``: a synthetic image is drawn that many times as
+    often as a real one.
     """
     treatment = _checked_treatment(variant, treatment)
-    images, labels = compose(variant, splits["train"], synthetic, seed=seed)
+    images, labels, fake = compose(variant, splits["train"], synthetic, seed=seed)
+    weights = draw_weights(fake, synthetic_weight)
     classes = splits["train"].classes
     transform = None
     if "classic" in variant.split("+"):
-        transform = classic_augment(classic, image_size=images.shape[-1], seed=seed)
+        transform = classic_augment(classic or policy_for(images.shape[1]),
+                                    image_size=images.shape[-1], seed=seed)
     start = time.perf_counter()
     model, selection = fit_classifier(images, labels, splits["val"], num_classes=len(classes),
                                       seed=seed, device=device, transform=transform,
-                                      treatment=treatment, **fit_kwargs)
+                                      treatment=treatment, weights=weights, **fit_kwargs)
     logits = predict_logits(model, splits["test"].images, device=resolve_device(device))
     y_pred = treatment.predict(logits, selection)
     y_true = splits["test"].labels
-    counts = np.bincount(labels, minlength=len(classes))
+    counts = np.bincount(labels, weights=weights, minlength=len(classes))
     return {"variant": variant, "seed": seed, "n_train": int(len(labels)), **selection,
             "prior_ratio": prior_ratio(counts), "seconds": time.perf_counter() - start,
             **classification_metrics(y_true, y_pred, classes),

@@ -1,7 +1,8 @@
 """Where images come from: an image folder, a CSV manifest, a torchvision data set, or the
-embedded digits. Every loader returns ``(pool, official test split or None, skipped)``, where
-``skipped`` lists ``{"path", "reason"}`` for files that were left out on purpose (unreadable,
-not an image): they are counted and written to ``skipped.csv``, never dropped silently.
+embedded digits. :func:`load_source` returns a :class:`Loaded`: the pool that train comes from,
+the test and val splits the source gives (None: the prepare stage carves them from the pool),
+and ``skipped``, the ``{"path", "reason"}`` of files left out on purpose (unreadable, not an
+image): they are counted and written to ``skipped.csv``, never dropped silently.
 
 Anything that would change the classes or read outside the data root is an error instead.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +23,17 @@ from .errors import DataError
 Skipped = list[dict[str, str]]
 _UNREADABLE = (OSError, UnidentifiedImageError, SyntaxError, ValueError,
                Image.DecompressionBombError)
+
+
+class Loaded(NamedTuple):
+    """A source's images: the pool train is drawn from, the test and val splits it gives (None:
+    carve them from the pool), skipped files, and decoding stats (``upscaled``)."""
+
+    pool: ImageSet
+    test: ImageSet | None
+    val: ImageSet | None
+    skipped: Skipped
+    stats: dict
 
 
 # ---------------------------------------------------------------------------------- decoding
@@ -40,14 +52,23 @@ def decode_all(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
                image_size: int | None, channels: int | None, root: Path
                ) -> tuple[ImageSet, Skipped, dict]:
     """Decode, size and colour-convert every (path, label); unreadable files go to ``skipped``."""
-    images, labels, skipped = [], [], []
-    for path, label in items:
+    data, skipped, stats, _ = _decode(items, classes, image_size=image_size, channels=channels,
+                                      root=root)
+    return data, skipped, stats
+
+
+def _decode(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
+            image_size: int | None, channels: int | None, root: Path
+            ) -> tuple[ImageSet, Skipped, dict, np.ndarray]:
+    """:func:`decode_all`, plus the indices of the ``items`` that were kept, in order."""
+    images, kept, skipped = [], [], []
+    for i, (path, _) in enumerate(items):
         image = read_rgb(path)
         if isinstance(image, str):
             skipped.append({"path": os.path.relpath(path, root), "reason": image})
         else:
             images.append(image)
-            labels.append(label)
+            kept.append(i)
     if not images:
         raise DataError(f"{root}: none of the {len(items)} image files could be read "
                         "(see the reasons in the error above or in skipped.csv)")
@@ -55,8 +76,12 @@ def decode_all(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
     stats = {"upscaled": sum(min(im.shape[-2:]) < size for im in images)}
     batch = torch.cat([resize_square(im[None], size) for im in images])  # N×3×S×S
     grey = bool((batch == batch[:, :1]).all())  # every pixel R = G = B: a greyscale data set
-    data = ImageSet(batch.numpy(), np.asarray(labels, dtype=np.int64), classes)
-    return conform(data, image_size=None, channels=channels or (1 if grey else 3)), skipped, stats
+    channels = channels or (1 if grey else 3)
+    if grey and channels == 1:
+        batch = batch[:, :1].contiguous()  # exact; the luma weights would turn v into v - 1
+    labels = np.asarray([items[i][1] for i in kept], dtype=np.int64)
+    data = conform(ImageSet(batch.numpy(), labels, classes), image_size=None, channels=channels)
+    return data, skipped, stats, np.asarray(kept, dtype=np.int64)
 
 
 def _common_size(images: list[torch.Tensor], root: Path) -> int:
@@ -72,39 +97,162 @@ def _common_size(images: list[torch.Tensor], root: Path) -> int:
 
 
 # ----------------------------------------------------------------------------------- folder
+# The split layout's folder names and the split each one is (val has three common spellings).
+SPLIT_NAMES = {"train": "train", "test": "test", "val": "val", "valid": "val",
+               "validation": "val"}
+
+
 def load_folder(root: str | Path, *, image_size: int | None = None, channels: int | None = None,
                 classes: Sequence[str] | None = None) -> tuple[ImageSet, Skipped, dict]:
-    """An ImageFolder tree ``root/<class>/**/<image>``; files that are not images are skipped."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    """The plain layout ``root/<class>/**/<image>``; files that are not images are skipped.
+    A root with a ``train`` folder is the split layout: :func:`load_split_folder` reads it."""
+    from torchvision.datasets.folder import find_classes
 
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"prepare.root={str(root)!r}: no such folder; point it at a folder of "
-                        "class sub-folders (root/<class>/<image>)")
+    root = _existing_folder(root)
+    if split_folders(root) is not None:
+        raise DataError(f"{root}: split layout (it has a train folder); read it with "
+                        "load_split_folder, or prepare.source: folder (either layout)")
     try:
         found, _ = find_classes(root)
     except FileNotFoundError:
         raise DataError(f"{root}: no class folders found; expected root/<class>/<image> "
                         "(ImageFolder layout)") from None
     class_list = _fixed_classes(found, classes, what=f"class folder(s) in {root}")
+    items, skipped = _image_files(root, class_list, base=root)
+    data, unreadable, stats = decode_all(items, tuple(class_list), image_size=image_size,
+                                         channels=channels, root=root)
+    return data, skipped + unreadable, stats
+
+
+def load_split_folder(root: str | Path, *, image_size: int | None = None,
+                      channels: int | None = None, classes: Sequence[str] | None = None
+                      ) -> Loaded:
+    """The split layout ``root/train/<class>/**/<image>`` plus ``root/test/…`` and ``root/val/…``
+    (or ``valid``, ``validation``) when present: ``pool`` is train, ``test``/``val`` are the
+    given splits or None (then :func:`augment.stages.prepare` carves them from train). Every
+    split must have a folder for every class; skipped paths are relative to ``root``."""
+    root = _existing_folder(root)
+    folders = split_folders(root)
+    if folders is None:
+        raise DataError(f"{root}: no train folder; the split layout is root/train/<class>/<image> "
+                        "(+ root/test/…, root/val/…); read root/<class>/<image> with load_folder")
+    found = {split: _split_classes(folder) for split, folder in folders.items()}
+    class_list = _fixed_classes(sorted(set().union(*found.values())), classes,
+                                what=f"class folder(s) in {root}")
+    _check_same_classes(folders, found, class_list)
+    items, split_of, skipped = [], [], []
+    for split, folder in folders.items():
+        files, listed = _image_files(folder, class_list, base=root, split=split)
+        items += files
+        split_of += [split] * len(files)
+        skipped += listed
+    data, unreadable, stats, kept = _decode(items, tuple(class_list), image_size=image_size,
+                                            channels=channels, root=root)
+    split_of = np.asarray(split_of)[kept]
+    parts = {split: data.subset(np.flatnonzero(split_of == split)) for split in folders}
+    _check_readable(parts, folders)
+    return Loaded(parts["train"], parts.get("test"), parts.get("val"), skipped + unreadable,
+                  stats)
+
+
+def split_folders(root: Path) -> dict[str, Path] | None:
+    """``{split: folder}`` if ``root`` is in the split layout (it has a ``train`` folder), else
+    None. In the split layout every (non-hidden) folder of ``root`` must name a split."""
+    subs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if "train" not in subs:
+        return None
+    other = [name for name in subs if name not in SPLIT_NAMES]
+    if other:
+        raise DataError(f"{root}: mixed layout: the train folder makes it the split layout "
+                        f"(root/<split>/<class>/<image>, splits {', '.join(SPLIT_NAMES)}), but "
+                        f"{', '.join(other)} {'is' if len(other) == 1 else 'are'} not a split; "
+                        "move their classes into train/ (or test/, val/) or remove them. A class "
+                        "called train: rename it")
+    vals = [name for name in subs if SPLIT_NAMES[name] == "val"]
+    if len(vals) > 1:
+        raise DataError(f"{root}: {len(vals)} validation folders ({', '.join(vals)}); keep one")
+    order = list(SPLIT_NAMES)
+    return {SPLIT_NAMES[name]: root / name for name in sorted(subs, key=order.index)}
+
+
+def _existing_folder(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"prepare.root={str(root)!r}: no such folder; point it at a folder of "
+                        "class sub-folders (root/<class>/<image>) or of split folders "
+                        "(root/train/<class>/<image>, root/test/…)")
+    return root
+
+
+def _split_classes(folder: Path) -> list[str]:
+    """The class folders of one split folder; none is an error."""
+    from torchvision.datasets.folder import find_classes
+
+    try:
+        return find_classes(folder)[0]
+    except FileNotFoundError:
+        raise _empty_split(folder) from None
+
+
+def _empty_split(folder: Path) -> DataError:
+    fix = ("put the training images there" if folder.name == "train" else
+           f"put images there or remove {folder.name}/ to carve that split from train")
+    return DataError(f"{folder}: empty split folder; expected {folder.name}/<class>/<image>: "
+                     f"{fix}")
+
+
+def _check_same_classes(folders: dict[str, Path], found: dict[str, list[str]],
+                        class_list: Sequence[str]) -> None:
+    """Every split has a folder for every class (a class missing from test cannot be scored)."""
+    gaps = []
+    for name in class_list:
+        have = [folders[s].name for s in folders if name in found[s]]
+        lack = [folders[s].name for s in folders if name not in found[s]]
+        if lack:
+            gaps.append(f"{name} (in {', '.join(have) or 'no split'}; not in {', '.join(lack)})")
+    if gaps:
+        root = folders["train"].parent
+        raise DataError(f"{root}: class(es) missing from a split: {'; '.join(gaps)}. Every split "
+                        "needs a folder of images for every class: add them, or remove the "
+                        "class from every split (and from prepare.classes)")
+
+
+def _check_readable(parts: dict[str, ImageSet], folders: dict[str, Path]) -> None:
+    """A given split must keep an image of every class after the unreadable ones are skipped."""
+    for split, part in parts.items():
+        lost = [part.classes[c] for c in np.flatnonzero(part.counts() == 0)]
+        if lost:
+            raise DataError(f"{folders[split]}: no readable image of class(es) {', '.join(lost)} "
+                            "(every one failed to decode); add readable images or remove the class")
+
+
+def _image_files(folder: Path, class_list: Sequence[str], *, base: Path,
+                 split: str | None = None) -> tuple[list[tuple[Path, int]], Skipped]:
+    """(path, label) of the image files below ``folder/<class>/``, and the other files as
+    skipped (paths relative to ``base``). A class folder without images is an error."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
     skipped: Skipped = []
 
     def is_image(path: str) -> bool:
         name = os.path.basename(path)
         ok = name.lower().endswith(IMG_EXTENSIONS)
         if not ok and not name.startswith("."):
-            skipped.append({"path": os.path.relpath(path, root), "reason": "not an image file "
+            skipped.append({"path": os.path.relpath(path, base), "reason": "not an image file "
                             f"(extensions: {' '.join(IMG_EXTENSIONS)})"})
         return ok
 
-    try:
-        items = make_dataset(root, {c: i for i, c in enumerate(class_list)},
-                             is_valid_file=is_image)
-    except FileNotFoundError as err:
-        raise DataError(f"{root}: {err} Add images to those folders or remove them.") from None
-    data, unreadable, stats = decode_all([(Path(p), y) for p, y in items], tuple(class_list),
-                                         image_size=image_size, channels=channels, root=root)
-    return data, skipped + unreadable, stats
+    items = make_dataset(folder, {c: i for i, c in enumerate(class_list)},
+                         is_valid_file=is_image, allow_empty=True)
+    if not items and split is not None:
+        raise _empty_split(folder)
+    present = {label for _, label in items}
+    empty = [c for i, c in enumerate(class_list) if i not in present]
+    if empty:
+        raise DataError(f"{folder}: Found no valid file for the classes {', '.join(empty)} "
+                        f"(extensions: {' '.join(IMG_EXTENSIONS)}). Add images to those folders "
+                        "or remove them.")
+    return [(Path(p), y) for p, y in items], skipped
 
 
 def _fixed_classes(found: Sequence[str], fixed: Sequence[str] | None, *, what: str) -> list[str]:
@@ -228,21 +376,23 @@ SOURCES = ("digits", *_TORCHVISION, "folder", "csv")
 def load_source(source: str, *, root: str = "data/raw", download: bool = False,
                 manifest: str | None = None, path_column: str = "path",
                 label_column: str = "label", image_size: int | None = None,
-                channels: int | None = None, classes: Sequence[str] | None = None
-                ) -> tuple[ImageSet, ImageSet | None, Skipped, dict]:
-    """Load ``source``: (pool, official test split or None, skipped files, stats).
+                channels: int | None = None, classes: Sequence[str] | None = None) -> Loaded:
+    """Load ``source`` (see :class:`Loaded`). A folder is read in either layout: split
+    (``root/train/<class>/…``, :func:`load_split_folder`) or plain (:func:`load_folder`).
 
     Folder and CSV images are sized and converted while decoding; the caller conforms the
     built-in sets (:func:`augment.data.conform`).
     """
     sized = dict(image_size=image_size, channels=channels, classes=classes)
     if source == "folder":
-        return (*_pool_only(load_folder(root, **sized)),)
+        if split_folders(_existing_folder(root)) is not None:
+            return load_split_folder(root, **sized)
+        return _pool_only(load_folder(root, **sized))
     if source == "csv":
         if manifest is None:
             raise DataError("prepare.source=csv needs prepare.manifest: the CSV file's path")
-        return (*_pool_only(load_csv(manifest, path_column=path_column,
-                                     label_column=label_column, **sized)),)
+        return _pool_only(load_csv(manifest, path_column=path_column,
+                                   label_column=label_column, **sized))
     if source == "digits":
         pool, test = load_digits_source()
     elif source in _TORCHVISION:
@@ -253,7 +403,7 @@ def load_source(source: str, *, root: str = "data/raw", download: bool = False,
     if classes is not None:
         pool, test = (None if part is None else select_classes(part, classes, source=source)
                       for part in (pool, test))
-    return pool, test, [], {}
+    return Loaded(pool, test, None, [], {})
 
 
 def select_classes(data: ImageSet, classes: Sequence[str], *, source: str) -> ImageSet:
@@ -269,6 +419,6 @@ def select_classes(data: ImageSet, classes: Sequence[str], *, source: str) -> Im
     return ImageSet(data.images[keep], labels, tuple(classes))
 
 
-def _pool_only(loaded: tuple[ImageSet, Skipped, dict]):
+def _pool_only(loaded: tuple[ImageSet, Skipped, dict]) -> Loaded:
     pool, skipped, stats = loaded
-    return pool, None, skipped, stats
+    return Loaded(pool, None, None, skipped, stats)

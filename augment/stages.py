@@ -35,42 +35,63 @@ def _log(stage: str, message: str) -> None:
 # ------------------------------------------------------------------------------------- prepare
 def prepare(params: Mapping, *, out: str = "data/prepared",
             metrics: str = "metrics/prepare.json") -> dict:
-    """Load the source, conform size/channels, split train/val/test, apply the long tail."""
+    """Load the source, conform size/channels, split train/val/test, apply the long tail.
+
+    A test or val split the source gives (a torchvision set's test split; an image folder's
+    ``test/``, ``val/``) is used whole, conformed like the pool; a split it does not give is
+    carved from the pool (``test_fraction``, then ``val_fraction``). ``max_per_class`` caps
+    the pool only, and the long tail thins train only.
+    """
     from .sources import load_source
 
     cfg, seed = stage_config(params, "prepare"), params.get("seed", 0)
-    pool, test, skipped, stats = load_source(
+    loaded = load_source(
         cfg.source, root=cfg.root, download=cfg.download, manifest=cfg.manifest,
         path_column=cfg.path_column, label_column=cfg.label_column,
         image_size=cfg.image_size, channels=cfg.channels, classes=cfg.classes)
-    if skipped:
-        _log("prepare", f"WARNING: skipped {len(skipped)} file(s) (unreadable or not images); "
-                        f"listed in {out}/skipped.csv")
-    if stats.get("upscaled"):
-        _log("prepare", f"WARNING: {stats['upscaled']} image(s) smaller than image_size "
-                        f"{cfg.image_size} were upscaled")
-    pool = D.conform(pool, image_size=cfg.image_size, channels=cfg.channels)
+    skipped, stats = loaded.skipped, loaded.stats
+    _warn_loaded(skipped, stats, image_size=cfg.image_size, out=out)
+    pool = D.conform(loaded.pool, image_size=cfg.image_size, channels=cfg.channels)
     D.check_classes(pool)
     if cfg.max_per_class is not None:
         pool = D.cap_per_class(pool, cfg.max_per_class, seed=seed)
-    if test is None:
-        pool, test = D.stratified_split(pool, cfg.test_fraction, seed=seed)
-    else:
-        test = D.conform(test, image_size=cfg.image_size, channels=cfg.channels)
-    train, val = D.stratified_split(pool, cfg.val_fraction, seed=seed)
+    pool, test = _given_or_carved(loaded.test, pool, cfg.test_fraction, cfg, seed=seed)
+    train, val = _given_or_carved(loaded.val, pool, cfg.val_fraction, cfg, seed=seed)
     train = D.long_tail(train, cfg.imbalance_ratio, seed=seed)
     splits = {"train": train, "val": val, "test": test}
+    origin = {name: "carved" if part is None else "given"
+              for name, part in (("val", loaded.val), ("test", loaded.test))}
     D.save_prepared(out, splits, skipped=skipped)
     counts = train.counts()
     summary = {"skipped_files": len(skipped), "upscaled_images": int(stats.get("upscaled", 0)),
                "classes": len(train.classes), "image_shape": list(train.images.shape[1:]),
                **{f"n_{name}": int(len(part.labels)) for name, part in splits.items()},
+               "splits": origin,
                "train_imbalance": float(counts.max() / counts.min()),
                "train_counts": {c: int(n) for c, n in zip(train.classes, counts)}}
     write_json(metrics, summary)
-    _log("prepare", f"{cfg.source}: train {len(train.labels)} / val {len(val.labels)} / "
-                    f"test {len(test.labels)}, image {summary['image_shape']}")
+    _log("prepare", f"{cfg.source}: train {len(train.labels)} / val {len(val.labels)} "
+                    f"({origin['val']}) / test {len(test.labels)} ({origin['test']}), "
+                    f"image {summary['image_shape']}")
     return summary
+
+
+def _warn_loaded(skipped: list, stats: dict, *, image_size: int | None, out: str) -> None:
+    if skipped:
+        _log("prepare", f"WARNING: skipped {len(skipped)} file(s) (unreadable or not images); "
+                        f"listed in {out}/skipped.csv")
+    if stats.get("upscaled"):
+        _log("prepare", f"WARNING: {stats['upscaled']} image(s) smaller than image_size "
+                        f"{image_size} were upscaled")
+
+
+def _given_or_carved(given: D.ImageSet | None, pool: D.ImageSet, fraction: float, cfg, *,
+                     seed: int) -> tuple[D.ImageSet, D.ImageSet]:
+    """(the pool left, a split): the source's own split conformed like the pool, or
+    ``fraction`` of the pool carved out, stratified by class."""
+    if given is None:
+        return D.stratified_split(pool, fraction, seed=seed)
+    return pool, D.conform(given, image_size=cfg.image_size, channels=cfg.channels)
 
 
 # --------------------------------------------------------------------------------------- judge
@@ -360,6 +381,7 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     (loss, prediction rule) is built here once, from its training set's class counts.
     """
     from . import analysis
+    from .classic import policy_for
     from .evaluate import common_steps, evaluate_variant, variant_counts
     from .longtail import treatment
 
@@ -374,15 +396,19 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
                           batch_size=cfg.batch_size) if cfg.equal_steps else None)
     num_classes = len(splits["train"].classes)
     treatments = {v: treatment(v, variant_counts(v, splits["train"].labels, fake_labels,
-                                                 num_classes=num_classes), cfg)
+                                                 num_classes=num_classes,
+                                                 synthetic_weight=cfg.synthetic_weight), cfg)
                   for v in cfg.variants}
+    policy = cfg.classic or policy_for(splits["train"].images.shape[1])  # one for every job
     jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, steps_per_epoch=steps,
-                 treatment=treatments[v], **cfg.fit_kwargs())
+                 treatment=treatments[v], **{**cfg.fit_kwargs(), "classic": policy})
             for i in range(cfg.seeds) for v in cfg.variants]
     runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)
     train = splits["train"]
     table = analysis.runs_table(runs, train.counts(), train.classes)
     summary = analysis.summarize(table)
+    if any("classic" in v.split("+") for v in cfg.variants):
+        summary["classic_policy"] = policy
     write_evaluation_plots(Path(plots), table, summary, train.classes)
     _write_report(Path(report), Path(plots), summary, train, fake,
                   warnings=_generator_warning(Path(synthetic)) if fake is not None else [])
@@ -446,8 +472,14 @@ def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fak
     minority = [train.classes[i] for i in D.minority_classes(train.counts())]
     with atomic_path(path) as tmp:
         tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures,
-                                       notes=[*warnings,
+                                       notes=[*warnings, *_policy_note(summary),
                                               *_synthetic_only_notes(summary, train, fake)]))
+
+
+def _policy_note(summary: dict) -> list[str]:
+    policy = summary.get("classic_policy")
+    return [f"The `classic` part augments with albumentations policy `{policy}` "
+            "(evaluate.classic)."] if policy else []
 
 
 def _generator_warning(synthetic: Path) -> list[str]:

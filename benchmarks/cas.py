@@ -56,11 +56,13 @@ class _OutOfTime(Exception):
 
 def load_splits(data: str, root: str, seed: int) -> dict[str, ImageSet]:
     """train / val / test: digits 20 % test, MNIST its official test split; val 15 % of train."""
-    pool, test, _, _ = load_source(data, root=root)
+    loaded = load_source(data, root=root)
+    pool, test, val = loaded.pool, loaded.test, loaded.val
     if test is None:
         pool, test = stratified_split(pool, 0.2, seed=seed)
-    train, val = stratified_split(pool, 0.15, seed=seed)
-    return {"train": train, "val": val, "test": test}
+    if val is None:
+        pool, val = stratified_split(pool, 0.15, seed=seed)
+    return {"train": pool, "val": val, "test": test}
 
 
 def accuracy(images, labels, splits, *, seed: int, epochs: int, device: str = "cpu"

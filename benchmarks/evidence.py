@@ -43,7 +43,9 @@ from augment.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"digits": {"source": "digits"},
-           "mnist": {"source": "mnist", "root": str(ROOT.parent / "shared" / "data")}}
+           "mnist": {"source": "mnist", "root": str(ROOT.parent / "shared" / "data")},
+           # real CIFAR-10 photos, split layout: train/<class>/*.jpg and the official test/
+           "cifar10": {"source": "folder", "root": str(ROOT.parent / "shared" / "data" / "cifar10")}}
 
 
 def override(params: dict, assignments: list[str]) -> dict:

@@ -26,7 +26,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 def tiny_params() -> dict:
     """The repository's params.yaml with budgets cut to seconds."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["prepare"]["max_per_class"] = 40
+    params["prepare"].update(max_per_class=40, imbalance_ratio=1.0)  # 40 per class: no tail to cut
     params["judge"].update(epochs=2, width=8)
     params["train"].update(epochs=2, batch_size=32, width=8, checkpoint_every=1, grid_per_class=2,
                            min_judge_ratio=0.0, min_diversity=0.0)  # 2 epochs: no quality yet

@@ -8,8 +8,8 @@ from conftest import MNIST_ROOT, fabricate_images
 
 
 def test_digits_source():
-    pool, test, skipped, _ = load_source("digits")
-    assert skipped == []
+    pool, test, val, skipped, _ = load_source("digits")
+    assert skipped == [] and val is None
     assert test is None and pool.images.dtype == np.uint8
     assert pool.images.shape == (1797, 1, 8, 8) and pool.images.max() == 255
     assert pool.classes == tuple("0123456789")
@@ -77,9 +77,9 @@ def test_prepare_long_tail_touches_train_only(params, tmp_path):
 
 @pytest.mark.skipif(not (MNIST_ROOT / "MNIST" / "raw").is_dir(), reason="../shared/data absent")
 def test_mnist_offline_torchvision_source():
-    pool, test, _, _ = load_source("mnist", root=str(MNIST_ROOT), download=False)
+    pool, test, val, _, _ = load_source("mnist", root=str(MNIST_ROOT), download=False)
     assert pool.images.shape == (6000, 1, 28, 28) and test.images.shape == (2000, 1, 28, 28)
-    assert len(pool.classes) == 10
+    assert len(pool.classes) == 10 and val is None
 
 
 def test_torchvision_source_missing_files(tmp_path):

@@ -17,8 +17,8 @@ from augment.data import minority_classes
 from augment.errors import ConfigError
 from augment.data import balanced_index, load_prepared
 from augment.errors import DataError
-from augment.evaluate import (common_steps, compose, epoch_order, evaluate_variant, prior_ratio,
-                              train_size, variant_counts)
+from augment.evaluate import (common_steps, compose, draw_weights, epoch_order, evaluate_variant,
+                              prior_ratio, train_size, variant_counts, weighted_order)
 from conftest import fabricate_images
 
 
@@ -115,8 +115,9 @@ def test_oversample_balances_and_keeps_every_image():
     assert np.array_equal(index, balanced_index(labels, seed=0))
     real = fabricate_images([6, 2])
     fake = (np.zeros((4, 1, 8, 8), np.uint8), np.array([1, 1, 1, 1]))
-    images, y = compose("real+synthetic+oversample", real, fake, seed=0)
+    images, y, is_fake = compose("real+synthetic+oversample", real, fake, seed=0)
     assert np.bincount(y).tolist() == [6, 6] and len(images) == 12
+    assert is_fake.sum() >= 4 and not is_fake[y == 0].any()  # flags follow the resampling
     assert np.bincount(compose("synthetic", real, fake)[1]).tolist() == [0, 4]
 
 
@@ -150,6 +151,31 @@ def test_variant_counts_are_the_class_counts_compose_gives():
     assert variant_counts("real+synthetic", real.labels, fake[1]).tolist() == [7, 5, 4]
     assert variant_counts("synthetic", real.labels, fake[1], num_classes=3).tolist() == [0, 2, 3]
     assert prior_ratio(np.array([7, 5, 4])) == 7 / 4 and prior_ratio(np.array([0, 2, 3])) == 1.5
+
+
+def test_synthetic_weight_draws_synthetic_images_that_much_less_often():
+    """w = 0.25: a synthetic image is drawn a quarter as often as a real one, and the prior of
+    the long-tail parts is the class mass so drawn (real count + w · synthetic count)."""
+    real = fabricate_images([7, 3, 1])
+    fake = (np.zeros((5, 1, 8, 8), np.uint8), np.array([1, 1, 2, 2, 2]))
+    counts = variant_counts("real+synthetic+balanced_softmax", real.labels, fake[1],
+                            num_classes=3, synthetic_weight=0.25)
+    assert counts.tolist() == [7, 3.5, 1.75]
+    _, labels, is_fake = compose("real+synthetic", real, fake)
+    weights = draw_weights(is_fake, 0.25)
+    assert weights.tolist() == [1.0] * 11 + [0.25] * 5
+    assert draw_weights(is_fake, 1.0) is None and draw_weights(is_fake[:11], 0.25) is None
+    drawn = weighted_order(16, 200_000, torch.Generator().manual_seed(0), weights=weights)
+    share = np.bincount(is_fake[drawn.numpy()].astype(int)) / 200_000
+    assert share[1] == pytest.approx(5 * 0.25 / (11 + 5 * 0.25), abs=0.005)
+    mass = np.bincount(labels[drawn.numpy()], minlength=3) / 200_000
+    assert mass == pytest.approx(counts / counts.sum(), abs=0.005)
+
+
+def test_synthetic_weight_with_oversample_is_refused():
+    with pytest.raises(ConfigError, match="real\\+synthetic\\+oversample.*synthetic_weight"):
+        EvaluateConfig(variants=("real+synthetic+oversample",), synthetic_weight=0.5)
+    EvaluateConfig(variants=("real+oversample", "real+synthetic"), synthetic_weight=0.5)
 
 
 def test_a_loss_part_without_its_treatment_is_refused():

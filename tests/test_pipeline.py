@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from augment.config import EvaluateConfig
 from conftest import make_dvc_repo, run_checked as _run
 
 
@@ -41,11 +42,11 @@ def test_dvc_repro_end_to_end(repo):
     for stage in ("prepare", "judge", "train", "synthesize", "evaluate"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
-    for variant in ("real", "real+oversample", "real+classic", "real+synthetic",
-                    "real+synthetic+classic", "synthetic"):
+    for variant in EvaluateConfig().variants:
         assert {"balanced_accuracy", "balanced_accuracy_lo", "minority_recall_hi",
                 "macro_f1"} <= set(metrics[variant])
     assert {"balanced_accuracy", "balanced_accuracy_p"} <= set(metrics["vs_real:real+synthetic"])
+    assert metrics["classic_policy"] == "affine,elastic,noise"  # grey digits: the digit policy
     report = (root / "reports/evaluate.md").read_text()
     assert metrics["verdict"] in report and "| `real+synthetic+classic` |" in report
     synth = json.loads((root / "metrics/synthesize.json").read_text())

@@ -54,3 +54,6 @@ def test_rgb_folder_through_every_stage(tmp_path, params):
     assert grid.ndim == 3 and grid.shape[2] == 3  # real | synthetic per class, in colour
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert {"real", "real+synthetic"} <= set(metrics)
+    # evaluate.classic: null picks the photo policy for colour images (no digit warps)
+    assert params["evaluate"]["classic"] is None and metrics["classic_policy"] == "crop,flip,color"
+    assert "policy `crop,flip,color`" in (tmp_path / "reports" / "evaluate.md").read_text()

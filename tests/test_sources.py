@@ -16,8 +16,10 @@ from PIL import Image
 
 from augment import stages
 from augment.cli import main
+from augment.data import load_prepared
 from augment.errors import ConfigError, DataError
 from augment.sources import load_csv, load_folder, load_source
+from conftest import MNIST_ROOT
 
 
 def _png(path, size=(12, 12), mode="RGB", value=None, seed=0):
@@ -94,8 +96,8 @@ def test_folder_class_not_in_fixed_list(tmp_path):
 
 
 def test_builtin_source_keeps_only_the_fixed_classes_in_their_order():
-    full, _, _, _ = load_source("digits")
-    pair, test, _, _ = load_source("digits", classes=("3", "1"))
+    full = load_source("digits").pool
+    pair, test = load_source("digits", classes=("3", "1"))[:2]
     assert pair.classes == ("3", "1") and test is None
     assert np.array_equal(pair.images[pair.labels == 0], full.images[full.labels == 3])
     assert np.array_equal(pair.images[pair.labels == 1], full.images[full.labels == 1])
@@ -195,3 +197,157 @@ def test_unknown_source_in_library_call():
     with pytest.raises(ConfigError):
         from augment.config import PrepareConfig, from_dict
         from_dict(PrepareConfig, {"source": "imagenet"}, section="prepare")
+
+
+# ------------------------------------------------------------------------------ split layout
+# Every image of a split is one grey level from that split's range: where a prepared image came
+# from shows in its pixels (train < 100 <= val < 200 <= test).
+BASE = {"train": 0, "val": 100, "valid": 100, "validation": 100, "test": 200}
+
+
+def make_splits(root, counts, classes=("cat", "dog")):
+    """``root/<split>/<class>/<i>.png`` with ``counts[split]`` images per class."""
+    for split, n in counts.items():
+        for c in classes:
+            for i in range(n):
+                _png(root / split / c / f"{i}.png", value=BASE[split] + i)
+    return root
+
+
+def _prepare(params, tmp_path, root, **settings):
+    params["prepare"].update(source="folder", root=str(root), **{"max_per_class": None, **settings})
+    summary = stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+    return summary, load_prepared(tmp_path / "out")
+
+
+def _levels(part):
+    return part.images.min(), part.images.max()
+
+
+def test_split_layout_reads_every_split_and_lists_skipped_files_from_root(tmp_path):
+    root = make_splits(tmp_path / "imgs", {"train": 8, "val": 3, "test": 4})
+    (root / "test" / "cat" / "notes.txt").write_text("hello")
+    (root / "val" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    loaded = load_source("folder", root=str(root))
+    assert [part.counts().tolist() for part in loaded[:3]] == [[8, 8], [4, 4], [3, 3]]
+    assert _levels(loaded.pool) == (0, 7) and _levels(loaded.test) == (200, 203)
+    assert _levels(loaded.val) == (100, 102)
+    assert {s["path"] for s in loaded.skipped} == {"test/cat/notes.txt", "val/dog/broken.png"}
+
+
+def test_plain_layout_gives_no_split(tmp_path):
+    loaded = load_source("folder", root=str(make_folder(tmp_path / "imgs")))
+    assert loaded.test is None and loaded.val is None and loaded.pool.counts().tolist() == [6, 6]
+
+
+@pytest.mark.parametrize("val_name", ["val", "valid", "validation"])
+def test_prepare_uses_the_given_splits_and_tails_train_only(tmp_path, params, val_name):
+    root = make_splits(tmp_path / "imgs", {"train": 20, val_name: 3, "test": 4},
+                       classes=("a", "b", "c"))
+    summary, out = _prepare(params, tmp_path, root, imbalance_ratio=4.0)
+    assert summary["splits"] == {"val": "given", "test": "given"}
+    assert out["train"].counts().tolist() == [20, 10, 5] and _levels(out["train"]) == (0, 19)
+    assert out["val"].counts().tolist() == [3, 3, 3] and _levels(out["val"]) == (100, 102)
+    assert out["test"].counts().tolist() == [4, 4, 4] and _levels(out["test"]) == (200, 203)
+
+
+def test_prepare_carves_val_from_train_when_absent(tmp_path, params, capsys):
+    root = make_splits(tmp_path / "imgs", {"train": 20, "test": 4})
+    summary, out = _prepare(params, tmp_path, root, val_fraction=0.25)
+    assert summary["splits"] == {"val": "carved", "test": "given"}
+    assert out["val"].counts().tolist() == [5, 5] and out["val"].images.max() < 100
+    assert out["train"].counts().tolist() == [15, 15] and _levels(out["test"]) == (200, 203)
+    assert "val 10 (carved) / test 8 (given)" in capsys.readouterr().out
+
+
+def test_prepare_carves_test_from_train_without_a_test_folder(tmp_path, params, capsys):
+    root = make_splits(tmp_path / "imgs", {"train": 20, "val": 3})
+    summary, out = _prepare(params, tmp_path, root, test_fraction=0.25)
+    assert summary["splits"] == {"val": "given", "test": "carved"}
+    assert out["test"].counts().tolist() == [5, 5] and out["test"].images.max() < 100
+    assert _levels(out["val"]) == (100, 102)
+    assert "test 10 (carved)" in capsys.readouterr().out
+
+
+def test_max_per_class_caps_the_train_pool_not_the_given_splits(tmp_path, params):
+    root = make_splits(tmp_path / "imgs", {"train": 20, "val": 6, "test": 8})
+    _, out = _prepare(params, tmp_path, root, max_per_class=5)
+    assert out["train"].counts().tolist() == [5, 5]
+    assert out["val"].counts().tolist() == [6, 6] and out["test"].counts().tolist() == [8, 8]
+
+
+def test_split_layout_class_list_and_order_from_prepare_classes(tmp_path):
+    root = make_splits(tmp_path / "imgs", {"train": 3, "test": 2}, classes=("cat", "dog", "eel"))
+    _png(root / "train" / "eel" / "more.png", value=50)
+    _png(root / "test" / "eel" / "more.png", value=250)
+    loaded = load_source("folder", root=str(root), classes=["eel", "cat", "dog"])
+    assert loaded.pool.classes == loaded.test.classes == ("eel", "cat", "dog")
+    assert loaded.pool.counts().tolist() == [4, 3, 3] and loaded.test.counts().tolist() == [3, 2, 2]
+    with pytest.raises(DataError, match=r"class folder\(s\) in .* not in prepare.classes: eel"):
+        load_source("folder", root=str(root), classes=["cat", "dog"])
+
+
+def _split(counts, classes=("cat", "dog")):
+    return lambda root: make_splits(root, counts, classes)
+
+
+def _plus(setup, *extra):
+    """``setup``, then each of ``extra`` (a function of the root)."""
+    return lambda root: [setup(root), *(f(root) for f in extra)]
+
+
+@pytest.mark.parametrize("setup,kwargs,needle", [
+    (_plus(_split({"train": 3, "test": 2}), _split({"train": 3}, ["eel"])), {},
+     r"class\(es\) missing from a split: eel \(in train; not in test\)"),
+    (_plus(_split({"train": 3, "val": 2, "test": 2}), _split({"val": 2}, ["eel"])), {},
+     r"eel \(in val; not in train, test\)"),
+    (_split({"train": 3, "test": 2}), {"classes": ["cat", "dog", "eel"]},
+     r"eel \(in no split; not in train, test\)"),
+    (_plus(_split({"train": 3, "test": 2}), lambda r: make_folder(r, classes=("bird",))), {},
+     r"mixed layout: .* but bird is not a split; move their classes into train/"),
+    (_plus(_split({"train": 3, "test": 2}), lambda r: (r / "extra").mkdir(),
+           lambda r: (r / "more").mkdir()), {}, "but extra, more are not a split"),
+    (_plus(_split({"train": 3, "val": 2}), lambda r: (r / "test").mkdir()), {},
+     r"imgs/test: empty split folder; .* remove test/ to carve that split from train"),
+    (_plus(_split({"train": 3, "val": 2}), _split({"test": 1}),
+           lambda r: [(r / "test" / c / "0.png").rename(r / "test" / c / "0.txt")
+                      for c in ("cat", "dog")]), {}, r"imgs/test: empty split folder"),
+    (_plus(_split({"train": 3, "test": 2}), lambda r: (r / "test" / "dog" / "0.png").unlink(),
+           lambda r: (r / "test" / "dog" / "1.png").unlink()), {},
+     r"imgs/test: Found no valid file for the classes dog"),
+    (_plus(_split({"train": 3, "test": 2}),
+           lambda r: [(r / "test" / "dog" / f"{i}.png").write_bytes(b"broken") for i in (0, 1)]),
+     {}, r"imgs/test: no readable image of class\(es\) dog"),
+    (_split({"train": 3, "val": 2, "valid": 2}), {}, r"2 validation folders \(val, valid\)"),
+])
+def test_bad_split_layouts(tmp_path, params, setup, kwargs, needle):
+    root = tmp_path / "imgs"
+    setup(root)
+    params["prepare"].update(source="folder", root=str(root), max_per_class=None, **kwargs)
+    with pytest.raises(DataError, match=needle):
+        stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_load_folder_refuses_the_split_layout(tmp_path):
+    root = make_splits(tmp_path / "imgs", {"train": 2, "test": 2})
+    with pytest.raises(DataError, match="split layout .* read it with load_split_folder"):
+        load_folder(root)
+
+
+CIFAR10 = MNIST_ROOT / "cifar10"  # train/<class>/*.jpg 2,000 each, test/<class>/*.jpg 500 each
+
+
+def test_cifar10_folder_keeps_the_official_test_split(tmp_path, params):
+    if not (CIFAR10 / "test").is_dir():
+        pytest.skip("../shared/data/cifar10 absent")
+    summary, out = _prepare(params, tmp_path, CIFAR10, max_per_class=50)
+    files = sorted(CIFAR10.glob("test/*/*.jpg"))
+    index = {c: i for i, c in enumerate(out["test"].classes)}
+    official = sorted((index[p.parent.name], np.asarray(Image.open(p).convert("RGB"))
+                       .transpose(2, 0, 1).tobytes()) for p in files)
+    prepared = sorted(zip(out["test"].labels.tolist(), map(bytes, out["test"].images)))
+    assert len(files) == 5000 and prepared == official
+    assert out["test"].images.shape == (5000, 3, 32, 32) and summary["n_test"] == 5000
+    assert summary["splits"] == {"val": "carved", "test": "given"}
+    assert summary["n_train"] + summary["n_val"] == 500  # the cap: 50 of each class's 2,000
