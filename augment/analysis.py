@@ -139,8 +139,9 @@ def metrics_json(summary: dict) -> dict:
             out[f"{key}:{v}"] = {f"{s}{suffix}": d[k] for s, d in scores.items()
                                  for k, suffix in (("mean", ""), ("lo", "_lo"), ("hi", "_hi"),
                                                    ("p", "_p")) if d[k] is not None}
-    if "classic_policy" in summary:
-        out["classic_policy"] = summary["classic_policy"]
+    for key in ("classic_policy", "synthetic_weight"):
+        if key in summary:
+            out[key] = summary[key]
     out["verdict"] = summary["verdict"]
     return out
 
@@ -189,8 +190,9 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              f"{', '.join(map(str, summary['seeds']))}; each run picks its epoch on val and is "
              f"scored once on test. {_steps_sentence(summary['steps_per_epoch'])}"
              f"Cells: mean [{INTERVAL}]; Δ: paired difference, t-test p. Prior max/min: the "
-             "largest over the smallest class count of the variant's training set, the prior "
-             "its long-tail parts use (1 = uniform).", "",
+             "largest over the smallest class count of the variant's training set (synthetic "
+             "images weighted by evaluate.synthetic_weight), the prior its long-tail parts use "
+             "(1 = uniform).", "",
              "| variant | train images | prior max/min | steps per epoch | balanced accuracy "
              "| minority recall | Δ bal. acc. vs real | Δ bal. acc. vs best non-GAN |",
              "|---|---|---|---|---|---|---|---|"]

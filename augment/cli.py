@@ -54,7 +54,8 @@ STAGES = {
 
 
 def _settings_help(section: str) -> str:
-    """Every params key of a section: its default (what params.yaml ships), type and meaning."""
+    """Every params key of a section: its default (what params.yaml ships, but for the demo's
+    prepare.imbalance_ratio), type and meaning."""
     cls = STAGE_CONFIGS[section]
     hints = typing.get_type_hints(cls)
     head = (f"params.yaml keys under '{section}:' (plus the top-level 'seed'), with their "

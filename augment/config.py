@@ -51,7 +51,8 @@ class PrepareConfig:
                     "folder", "csv"] = setting(
         "digits", "digits (scikit-learn, embedded) | a torchvision set | folder | csv")
     root: str = setting("data/raw", "torchvision: the folder holding <Name>/raw; folder: "
-                        "root/<class>/<image>")
+                        "root/<class>/<image>, or root/train/<class>/<image> + root/test/... "
+                        "(+ root/val/...) used as given")
     download: bool = setting(False, "torchvision sources: fetch missing files (needs internet)")
     manifest: Optional[str] = setting(None, "csv: the CSV file (paths relative to its folder)")
     path_column: str = setting("path", "csv: the column of image paths")
@@ -60,15 +61,16 @@ class PrepareConfig:
         None, "the class list and order (built-in sets: keep only these); null = as found")
     image_size: Optional[int] = setting(None, "resize to this side; null = native", lo=8, hi=256)
     channels: Optional[Literal[1, 3]] = setting(None, "1 (grey) or 3 (RGB); null = native")
-    val_fraction: float = setting(0.15, "share of the non-test pool held out for validation",
+    val_fraction: float = setting(0.15, "share of the non-test pool held out for validation "
+                                  "(unless the source gives a val split)",
                                   lo=0, hi=1, lo_open=True, hi_open=True)
     test_fraction: float = setting(0.2, "share held out for test, for sources without a test "
                                    "split of their own", lo=0, hi=1, lo_open=True, hi_open=True)
     imbalance_ratio: float = setting(1.0, "long tail on train only (CIFAR-LT): largest / "
                                      "smallest class; 1 = as loaded", lo=1)
     max_per_class: Optional[int] = setting(
-        None, "cap images per class before splitting (train+val, and test unless the source has "
-        "its own); null = all", lo=1)
+        None, "cap images per class of the pool that train (and any val or test not given by the "
+        "source) is split from; null = all", lo=1)
 
     def __post_init__(self):
         twice = sorted({c for c in self.classes or () if self.classes.count(c) > 1})

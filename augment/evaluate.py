@@ -129,7 +129,8 @@ def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarra
 
 
 def draw_weights(is_synthetic: np.ndarray, synthetic_weight: float) -> np.ndarray | None:
-    """Per image, how often the classifier draws it relative to a real image (None: alike)."""
+    """Per image, the chance a pass over the set draws it: 1 for a real image, ``synthetic_weight``
+    for a synthetic one (None when all are 1)."""
     if synthetic_weight == 1 or not is_synthetic.any():
         return None
     return np.where(is_synthetic, synthetic_weight, 1.0)
@@ -147,10 +148,20 @@ def epoch_order(n: int, draws: int, generator: torch.Generator) -> torch.Tensor:
 
 def weighted_order(n: int, draws: int, generator: torch.Generator, *, weights: np.ndarray
                    ) -> torch.Tensor:
-    """``draws`` indices into a set of ``n``, image i drawn with probability ∝ ``weights[i]``
-    (with replacement)."""
-    return torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), draws,
-                             replacement=True, generator=generator)
+    """:func:`epoch_order` over a thinned set: each pass keeps image i with probability
+    ``weights[i]`` (≤ 1; a weight of 1, a real image, is kept in every pass) and shuffles what
+    it kept, so real images are drawn once per pass as in :func:`epoch_order` and an image of
+    weight w on average w times."""
+    if len(weights) != n:
+        raise ValueError(f"weighted_order: {len(weights)} weights for {n} images")
+    keep = torch.as_tensor(weights, dtype=torch.float64)
+    passes, total = [], 0
+    while total < draws:
+        draw = torch.rand(n, generator=generator, dtype=torch.float64)
+        kept = torch.nonzero(draw < keep)[:, 0]
+        passes.append(kept[torch.randperm(len(kept), generator=generator)])
+        total += len(kept)
+    return torch.cat(passes)[:draws]
 
 
 def variant_counts(variant: str, real_labels: np.ndarray, synthetic_labels: np.ndarray | None,
@@ -161,8 +172,8 @@ def variant_counts(variant: str, real_labels: np.ndarray, synthetic_labels: np.n
     chosen = [(y, synthetic_weight if name == "synthetic" else 1.0)
               for name, y in (("real", real_labels), ("synthetic", synthetic_labels))
               if name in parts and y is not None]
-    counts = sum(w * np.bincount(np.asarray(y).astype(int), minlength=num_classes)
-                 for y, w in chosen)
+    counts = sum((w * np.bincount(np.asarray(y).astype(int), minlength=num_classes)
+                  for y, w in chosen), np.zeros(num_classes, dtype=np.int64))
     if synthetic_weight == 1:
         counts = counts.astype(np.int64)
     # oversample fills every present class to the largest (data.balanced_index)
@@ -224,8 +235,8 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     over the set); a set smaller than that is passed over more than once per epoch, so sets of
     different sizes can be given the same number of updates. ``treatment`` gives each epoch's
     loss and the val score (with its prediction rule, e.g. post-hoc τ, returned in the info).
-    ``weights`` (one per image): draw images with these relative frequencies instead of in
-    whole passes (:func:`draw_weights`).
+    ``weights`` (one per image, ≤ 1): passes draw image i with probability ``weights[i]``
+    (:func:`weighted_order`, :func:`draw_weights`).
     """
     device = resolve_device(device)
     with _INIT_LOCK:
@@ -293,6 +304,9 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
     often as a real one.
     """
     treatment = _checked_treatment(variant, treatment)
+    if synthetic_weight != 1 and {"synthetic", "oversample"} <= set(variant.split("+")):
+        raise DataError(f"variant {variant!r}: synthetic_weight {synthetic_weight} with "
+                        "oversample (which set is balanced is ambiguous); drop one")
     images, labels, fake = compose(variant, splits["train"], synthetic, seed=seed)
     weights = draw_weights(fake, synthetic_weight)
     classes = splits["train"].classes

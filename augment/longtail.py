@@ -1,7 +1,7 @@
 """Long-tail treatments of the evaluate classifier: the variant parts that change its loss or its
 prediction, all built from the class prior π — the class frequencies of *that variant's*
-training set (after ``oversample`` or a full synthetic fill π is uniform and the prior-based
-parts change nothing).
+training set, synthetic images counted ``evaluate.synthetic_weight`` times (after ``oversample``
+or a full synthetic fill at weight 1 π is uniform and the prior-based parts change nothing).
 
 - ``balanced_softmax`` (Ren et al. 2020): cross-entropy on logits + log π.
 - ``logit_adjust`` (Menon et al. 2021, logit-adjusted loss): cross-entropy on logits + τ·log π,

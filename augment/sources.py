@@ -117,6 +117,7 @@ def load_folder(root: str | Path, *, image_size: int | None = None, channels: in
     except FileNotFoundError:
         raise DataError(f"{root}: no class folders found; expected root/<class>/<image> "
                         "(ImageFolder layout)") from None
+    _refuse_split_names(root, found)
     class_list = _fixed_classes(found, classes, what=f"class folder(s) in {root}")
     items, skipped = _image_files(root, class_list, base=root)
     data, unreadable, stats = decode_all(items, tuple(class_list), image_size=image_size,
@@ -173,6 +174,18 @@ def split_folders(root: Path) -> dict[str, Path] | None:
         raise DataError(f"{root}: {len(vals)} validation folders ({', '.join(vals)}); keep one")
     order = list(SPLIT_NAMES)
     return {SPLIT_NAMES[name]: root / name for name in sorted(subs, key=order.index)}
+
+
+_SPLIT_LIKE = {"train", "training", "test", "testing", "val", "valid", "validation"}
+
+
+def _refuse_split_names(root: Path, found: Sequence[str]) -> None:
+    """Class folders that are all split names in another spelling (``Train/``, ``testing/``)
+    are a split layout this reader does not recognise, not classes."""
+    if len(found) >= 2 and all(name.lower() in _SPLIT_LIKE for name in found):
+        raise DataError(f"{root}: its folders {', '.join(found)} look like splits, not classes; "
+                        "for the split layout name them train/, test/ and val/ (lower case), "
+                        "each holding <class>/<image>")
 
 
 def _existing_folder(root: str | Path) -> Path:

@@ -409,6 +409,8 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     summary = analysis.summarize(table)
     if any("classic" in v.split("+") for v in cfg.variants):
         summary["classic_policy"] = policy
+    if needs_synthetic and cfg.synthetic_weight != 1:
+        summary["synthetic_weight"] = cfg.synthetic_weight
     write_evaluation_plots(Path(plots), table, summary, train.classes)
     _write_report(Path(report), Path(plots), summary, train, fake,
                   warnings=_generator_warning(Path(synthetic)) if fake is not None else [])
@@ -472,14 +474,21 @@ def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fak
     minority = [train.classes[i] for i in D.minority_classes(train.counts())]
     with atomic_path(path) as tmp:
         tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures,
-                                       notes=[*warnings, *_policy_note(summary),
+                                       notes=[*warnings, *_settings_notes(summary),
                                               *_synthetic_only_notes(summary, train, fake)]))
 
 
-def _policy_note(summary: dict) -> list[str]:
-    policy = summary.get("classic_policy")
-    return [f"The `classic` part augments with albumentations policy `{policy}` "
-            "(evaluate.classic)."] if policy else []
+def _settings_notes(summary: dict) -> list[str]:
+    """What the report's rows depend on beyond their names: the classic policy, the weight."""
+    notes = []
+    if policy := summary.get("classic_policy"):
+        notes.append(f"The `classic` part augments with albumentations policy `{policy}` "
+                     "(evaluate.classic).")
+    if (weight := summary.get("synthetic_weight")) is not None:
+        notes.append(f"Synthetic images are drawn {weight:g} times as often as real ones "
+                     "(evaluate.synthetic_weight); a GAN variant's prior max/min is that of "
+                     "the class mass so drawn.")
+    return notes
 
 
 def _generator_warning(synthetic: Path) -> list[str]:

@@ -87,6 +87,31 @@ def run_pipeline(params: dict, work: Path) -> tuple[dict, dict]:
     return results, seconds
 
 
+def held_out_quality(work: Path, seed: int) -> dict:
+    """The kept generator's per-class FID and diversity against the **val** split (balanced,
+    never trained on), drawn one sample per val image: for a tail class with 1-5 train images
+    the train stage's own report (against train) cannot say whether it learnt the class or
+    copies its few images. Minority classes: the bottom 30 % by train count."""
+    from augment.checkpoint import load_generator
+    from augment.data import load_prepared, minority_classes
+    from augment.fidelity import fidelity_report
+    from augment.judge import load_judge
+    from augment.synthesize import synthesize
+
+    splits = load_prepared(work / "prepared", splits=("train", "val"))
+    judge, _ = load_judge(work / "judge.pt", "cpu")
+    generator, _ = load_generator(work / "gan.pt", "cpu", accept_failed=True)
+    val = splits["val"]
+    images, labels = synthesize(generator, dict(enumerate(val.counts().tolist())),
+                                seed=seed + 7, device="cpu")
+    report = fidelity_report(judge, val, images.numpy(), labels.numpy())
+    tail = [val.classes[i] for i in minority_classes(splits["train"].counts())]
+    return {"fid_per_class": report["fid_per_class"], "diversity": report["diversity"],
+            "tail_classes": tail, "tail_diversity_min": min(report["diversity"][c] for c in tail),
+            "tail_fid_mean": round(sum(report["fid_per_class"][c] for c in tail) / len(tail), 4),
+            "judge_accuracy": report["judge_accuracy"]}
+
+
 def tagged(variant: str, tag: str) -> str:
     """``variant@tag`` for a GAN variant (its samples depend on the synthesize settings)."""
     return f"{variant}@{tag}" if tag and "synthetic" in variant.split("+") else variant
@@ -291,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
         if ratio == 1:
             params["synthesize"]["multiple"] = args.balanced_multiple
         results, seconds = run_pipeline(params, work / f"{args.data}_r{ratio:g}")
+        held_out = held_out_quality(work / f"{args.data}_r{ratio:g}", params.get("seed", 0))
+        print(f"  vs val: tail classes {held_out['tail_classes']}: lowest diversity "
+              f"{held_out['tail_diversity_min']}, mean FID {held_out['tail_fid_mean']}")
         rows = rows_of(args.data, ratio, results, args.tag)
         for row in rows:
             print(_fmt(row), flush=True)
@@ -299,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
                                "train_counts": results["prepare"]["train_counts"],
                                "synthetic": results["synthesize"]["total"],
                                "quality": results["train"].get("quality"),
+                               "quality_vs_val": held_out,
                                "verdict": results["evaluate"]["verdict"],
                                "baseline": results["evaluate"]["baseline"]})
         out = Path(args.out) / f"{args.name or 'evidence_' + args.data}.json"

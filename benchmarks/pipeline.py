@@ -8,8 +8,8 @@ For each stage, in a temporary git copy of this repository (params.yaml + --set 
           (what `python -m flows repro` and `make repro` do)
 then `dvc repro -f` of the whole pipeline both ways. Prints a table, writes benchmarks/results/*.json.
 
-    python benchmarks/pipeline.py                                  # default params (digits)
-    python benchmarks/pipeline.py --set prepare.imbalance_ratio=100 --name digits_lt100
+    python benchmarks/pipeline.py                                  # params.yaml: make repro's run
+    python benchmarks/pipeline.py --set prepare.imbalance_ratio=1 --name digits_balanced
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The code each DVC stage runs, found from its imports: ``python -m flows deps [--check]``.
 
-A stage's command is ``python -m flows <stage>``. Its code is ``flows/__main__.py``, the flow
+A stage's command is ``exec python -m flows <stage>``. Its code is ``flows/__main__.py``, the flow
 module that holds the stage's flow, ``augment.stages.<stage>`` with the functions of
 ``augment/stages.py`` it calls, and every module of this repository that any of those imports,
 transitively. Imports are read from the source (``ast``), including those inside functions,

@@ -170,6 +170,37 @@ def test_synthetic_weight_draws_synthetic_images_that_much_less_often():
     assert share[1] == pytest.approx(5 * 0.25 / (11 + 5 * 0.25), abs=0.005)
     mass = np.bincount(labels[drawn.numpy()], minlength=3) / 200_000
     assert mass == pytest.approx(counts / counts.sum(), abs=0.005)
+    # real images come in whole passes, as without weights: each once per pass
+    first = weighted_order(16, 40, torch.Generator().manual_seed(1), weights=weights)[:11 + 1]
+    real_first = [i for i in first.tolist() if i < 11]
+    assert len(real_first) == len(set(real_first))
+
+
+def test_evaluate_variant_draws_by_the_synthetic_weight_and_reports_its_prior(monkeypatch):
+    """The weight reaches the classifier's batches and the reported prior."""
+    from augment import evaluate as E
+
+    calls = []
+    original = E.weighted_order
+
+    def recording(n, draws, generator, *, weights):
+        calls.append(weights)
+        return original(n, draws, generator, weights=weights)
+
+    monkeypatch.setattr(E, "weighted_order", recording)
+    splits = {k: fabricate_images([6, 3]) for k in ("train", "val", "test")}
+    fake = (np.zeros((3, 1, 8, 8), np.uint8), np.array([1, 1, 1]))
+    run = evaluate_variant("real+synthetic", splits, fake, epochs=1, width=4,
+                           synthetic_weight=0.25)
+    assert calls and calls[0].tolist() == [1.0] * 9 + [0.25] * 3
+    expected = variant_counts("real+synthetic", splits["train"].labels, fake[1], num_classes=2,
+                              synthetic_weight=0.25)
+    assert run["prior_ratio"] == prior_ratio(expected) == 6 / 3.75
+    assert evaluate_variant("real+synthetic", splits, fake, epochs=1, width=4)["prior_ratio"] == 1
+    assert len(calls) == 1  # weight 1: whole passes, no thinning
+    with pytest.raises(DataError, match="synthetic_weight 0.5 with oversample"):
+        evaluate_variant("real+synthetic+oversample", splits, fake, epochs=1,
+                         synthetic_weight=0.5)
 
 
 def test_synthetic_weight_with_oversample_is_refused():

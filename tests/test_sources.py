@@ -319,6 +319,8 @@ def _plus(setup, *extra):
            lambda r: [(r / "test" / "dog" / f"{i}.png").write_bytes(b"broken") for i in (0, 1)]),
      {}, r"imgs/test: no readable image of class\(es\) dog"),
     (_split({"train": 3, "val": 2, "valid": 2}), {}, r"2 validation folders \(val, valid\)"),
+    (lambda r: make_folder(r, classes=("Training", "Testing")), {},
+     r"folders Testing, Training look like splits, not classes; .* name them train/, test/"),
 ])
 def test_bad_split_layouts(tmp_path, params, setup, kwargs, needle):
     root = tmp_path / "imgs"
