@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -84,7 +83,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{r['variant']:>40}  {r['bal_acc']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]  "
                   f"minority {r['minority_recall']:.4f}  {r['fit_seconds']:.1f} s/fit", flush=True)
         write_json(Path(args.out) / f"{args.name or 'baselines_' + args.data}.json", report)
-    print(json.dumps({"train": prepared["n_train"], "test": prepared["n_test"]}))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def stage_flow(stage: str):
 def run_flow(args) -> None:
     """Validate the stage's params (fails before Prefect's start-up cost), then run its flow.
 
-    Run by DVC (``DVC_STAGE`` set), the stage ends when ``dvc`` does: a stage whose ``dvc`` was
+    Run by DVC (``DVC_STAGE`` set), the stage ends when ``dvc`` does (its parent, as dvc.yaml
+    ``exec``s the stage instead of leaving a shell between them): a stage whose ``dvc`` was
     killed can no longer record its outputs, and must not compute on as an orphan (SIGTERM
     would not do: Prefect turns it into an exception, and the evaluate grid's worker threads
     would finish their fits first)."""
