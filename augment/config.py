@@ -147,6 +147,10 @@ class TrainConfig:
     amp: bool = setting(True, "bf16 autocast where the device runs it natively (CUDA, CPUs with "
                         "AMX / AVX512-BF16); fp32 elsewhere")
     device: Device = setting("auto", "auto (CUDA when present) | cpu | cuda")
+    nproc: int = setting(
+        1, "data-parallel training ranks on this machine, started with torchrun's launcher "
+        "(CPU: gloo, the cores shared; CUDA: NCCL, one rank per GPU); batch_size is the global "
+        "batch. Under your own torchrun (e.g. several nodes), torchrun's world size applies", lo=1)
     checkpoint_every: int = setting(10, "epochs between checkpoints, each scored by the judge "
                                     "(FID, judge accuracy, diversity)", lo=1)
     grid_per_class: int = setting(8, "samples per class in plots/train/samples.png", lo=1, hi=64)

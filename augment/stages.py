@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Mapping
 
 from . import data as D
 from .config import stage_config
-from .errors import DataError, TrainingError
+from .errors import ConfigError, DataError, TrainingError
 from .io import write_json
 from .runtime import resolve_device
 
@@ -129,7 +129,7 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
     ``settings`` gets every setting the run used, presets and rules applied; ``dry_run`` prints
     them and trains nothing.
     """
-    from . import guards
+    from . import distributed, guards
     from .checkpoint import load_checkpoint, save_checkpoint
     from .plots import save_png
     from .runtime import bf16_native
@@ -137,14 +137,26 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
     from .train import resolve_for_data, train_gan
 
     cfg, seed = stage_config(params, "train"), params.get("seed", 0)
+    world = distributed.current()  # torchrun's process group when it launched this process
+    ranks, local = ((world.size, world.local_size) if distributed.launched()
+                    else (cfg.nproc, cfg.nproc))
     real = D.load_prepared(data, splits=("train",))["train"]
-    device = resolve_device(cfg.device)
+    device = _rank_device(cfg.device, local, world.local_rank)
     resolved = resolve_for_data(cfg, real, device)
-    used = {"seed": seed, **dataclasses.asdict(resolved),
+    distributed.check_batch(resolved.batch_size, ranks)
+    used = {"seed": seed, **dataclasses.asdict(resolved), "nproc": ranks,
             "bf16": resolved.amp and bf16_native(device)}
     if dry_run:
         print(json.dumps(used, indent=2))
         return {"settings": used}
+    if ranks > 1 and not distributed.launched():  # this process becomes torchrun's agent
+        return distributed.launch(train, ranks, params, data=data, out=out, samples=samples,
+                                  logdir=logdir, judge=judge, quality=quality, settings=settings,
+                                  resume_dir=resume_dir, resume=resume)
+    if world.rank > 0:  # trains its share; rank 0 decides where to start, scores and writes
+        train_gan(real, resolved, seed=seed, device=device, world=world,
+                  resume=world.broadcast_object(None))
+        return {"rank": world.rank}
     assess, judge_val = _quality_probe(judge, real, seed=seed, device=device)
     partial = _partial_checkpoint(resume_dir or Path(out).with_name("train-resume"), used, real,
                                   judge)
@@ -155,6 +167,7 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
         if start is not None:
             _log("train", f"resumed from epoch {start['epoch']} ({partial}: an interrupted run "
                           "with the same settings, data, judge and code)")
+    world.broadcast_object(start)
     best = start.get("best") if start else None
     t0 = time.perf_counter()
 
@@ -184,7 +197,7 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
                                                       history=history), "best": best})
 
         gan = train_gan(real, resolved, seed=seed, device=device, resume=start,
-                        on_epoch=on_epoch)
+                        on_epoch=on_epoch, world=world)
     if judge is not None and best is None:  # resumed at or past train.epochs: no epoch ran
         score(int(start["epoch"]), gan)
     state = {**gan.state(classes=real.classes, epoch=max(int(start["epoch"]) if start else 0,
@@ -210,6 +223,21 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
     return {"epochs": cfg.epochs, "seconds": seconds, "final": history[-1] if history else {},
             "quality": best["quality"] if best else {}, "best_epoch": best and best["epoch"],
             "settings": used}
+
+
+def _rank_device(device: str, local_ranks: int, local_rank: int):
+    """The device of this rank: ``train.device`` resolved, on CUDA the GPU ``local_rank`` (one
+    rank per GPU of this machine)."""
+    import torch
+
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return resolved
+    if local_ranks > torch.cuda.device_count():
+        raise ConfigError(f"{local_ranks} training ranks on this machine (train.nproc or "
+                          f"torchrun --nproc-per-node) but {torch.cuda.device_count()} GPU(s): "
+                          "one rank per GPU; lower it, or spread the ranks over nodes")
+    return torch.device("cuda", local_rank)
 
 
 QUALITY_CURVES = ("fid", "fid_class_mean", "judge_accuracy", "diversity_min")

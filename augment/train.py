@@ -20,6 +20,7 @@ from torch import nn
 from .config import TrainConfig
 from .data import ImageSet, balanced_index
 from .diffaug import make_diffaug
+from .distributed import Solo, check_batch, rank_generator_seed
 from .errors import CheckpointError, TrainingError
 from .losses import GANLoss, make_loss
 from .models import PRESETS, build_discriminator, build_generator
@@ -93,6 +94,7 @@ class GAN:
     hparams: dict
     config: TrainConfig
     autocast: Callable[[], torch.autocast]  # bf16 when cfg.amp and the device runs it natively
+    world: Solo = Solo()  # the process group (data-parallel ranks), or one process
 
     @property
     def device(self) -> torch.device:
@@ -143,21 +145,26 @@ class GAN:
                 "--resume, or delete the checkpoint)") from None
 
 
-def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.device) -> GAN:
-    """Build models, optimizers, EMA, loss and mixed precision for a *resolved* config."""
+def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.device,
+          world: Solo = Solo()) -> GAN:
+    """Build models, optimizers, EMA, loss and mixed precision for a *resolved* config; with
+    several ranks, rank 0's initial weights on every rank and G's batch norm synchronised
+    where the device supports it (:mod:`augment.distributed`)."""
     hparams = {"preset": cfg.preset, "image_shape": list(image_shape),
                "num_classes": num_classes, "z_dim": cfg.z_dim, "width": cfg.width}
     # NHWC (channels_last) is the layout oneDNN's and cuDNN's fast convolutions want (~1.1-1.3x
     # steps/s at 28×28 on CPU); the MLP preset has no 4-D weights, so it is unaffected.
     g = build_generator(hparams).to(device, memory_format=torch.channels_last)
     d = build_discriminator(hparams).to(device, memory_format=torch.channels_last)
+    world.broadcast_state(g, d)
+    g = world.sync_batchnorm(g)
     ema = EMA(g, cfg.ema_decay)
     loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
                      r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight)
     return GAN(g, ema, d,
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
-               loss, hparams, cfg, mixed_precision(device, cfg.amp))
+               loss, hparams, cfg, mixed_precision(device, cfg.amp), world)
 
 
 def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:
@@ -175,9 +182,11 @@ def set_lr(gan: GAN, factor: float) -> None:
             group["lr"] = base * factor
 
 
-def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+def _step(gan: GAN, opt: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor) -> None:
+    """Backward, average ``module``'s gradients over the ranks (none: one process), step."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    gan.world.average_gradients(module)
     opt.step()
 
 
@@ -191,7 +200,7 @@ def d_step(gan: GAN, real: torch.Tensor, y: torch.Tensor
         z = torch.randn(len(y), gan.config.z_dim, device=y.device)
         fake = gan.generator(z, y)
         d_loss, stats = gan.loss.discriminator(gan.discriminator, real, fake, y)
-    _step(gan.opt_d, d_loss)
+    _step(gan, gan.opt_d, gan.discriminator, d_loss)
     return (fake, z), {**stats, "d_loss": d_loss.detach()}
 
 
@@ -200,16 +209,16 @@ def g_step(gan: GAN, fakes: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) 
     fake, z = fakes
     with gan.autocast():
         g_loss = gan.loss.generator(gan.discriminator, fake, y, z)
-    _step(gan.opt_g, g_loss)
+    _step(gan, gan.opt_g, gan.generator, g_loss)
     gan.ema.update_parameters(gan.generator)
     return {"g_loss": g_loss.detach()}
 
 
 def first_nonfinite(first: torch.Tensor, stats: dict, step: int) -> torch.Tensor:
-    """``first``, or ``step`` if it is still -1 and a loss of this step is NaN/inf (on the
-    device: no sync per step)."""
+    """The lower of ``first`` and ``step`` if a loss of this step is NaN/inf, else ``first``
+    (on the device: no sync per step)."""
     ok = torch.stack([v.isfinite() for k, v in stats.items() if k.endswith("loss")]).all()
-    return torch.where((first < 0) & ~ok, step, first)
+    return torch.where(~ok, torch.minimum(first, torch.tensor(step, device=first.device)), first)
 
 
 def check_finite(gan: GAN, metrics: dict, *, epoch: int, step: int, steps: int) -> None:
@@ -231,17 +240,21 @@ def check_finite(gan: GAN, metrics: dict, *, epoch: int, step: int, steps: int) 
 
 def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
               device: str | torch.device | None = "auto", resume: dict | None = None,
-              on_epoch: Callable[[int, dict, GAN], None] | None = None) -> GAN:
+              on_epoch: Callable[[int, dict, GAN], None] | None = None,
+              world: Solo = Solo()) -> GAN:
     """Train a conditional GAN on ``data``; returns the trained :class:`GAN`.
 
     ``on_epoch(epoch, metrics, gan)`` is called after every epoch (1-based): the caller logs and
-    checkpoints there. ``resume`` is a checkpoint dict to continue from.
+    checkpoints there. ``resume`` is a checkpoint dict to continue from. With ``world`` a
+    process group (:mod:`augment.distributed`), each rank trains on its share of every batch of
+    ``cfg.batch_size`` (the global batch) and the metrics are the means over all ranks.
     """
     device = resolve_device(device)
     cfg = resolve_for_data(cfg, data, device)
+    check_batch(cfg.batch_size, world.size)
     seed_everything(seed)
     gan = setup(cfg, image_shape=data.images.shape[1:], num_classes=len(data.classes),
-                device=device)
+                device=device, world=world)
     start = 0
     if resume is not None:
         gan.load(resume, classes=data.classes)
@@ -254,12 +267,13 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     n, bs = len(pool), min(cfg.batch_size, len(pool))
     for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
         sums: dict[str, list] = {}  # name -> [sum, count]; tensors, so no sync per step
-        first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss
+        first_bad = torch.tensor(n, device=device)  # first step with a non-finite loss (n: none)
         perm = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))].to(device)
+        torch.manual_seed(rank_generator_seed(seed, epoch, world.rank))  # latents, DiffAugment
         set_lr(gan, lr_factor(epoch, epochs=cfg.epochs, decay=cfg.lr_decay))
         done = (epoch - 1) * (n // bs)  # D steps before this epoch: the count runs across epochs
         for step in range(n // bs):
-            idx = perm[step * bs:(step + 1) * bs]
+            idx = perm[step * bs:(step + 1) * bs][world.rank::world.size]  # this rank's share
             fakes, stats = d_step(gan, x[idx], labels[idx])
             if (done + step + 1) % cfg.d_steps == 0:  # n_critic: G every d_steps D steps
                 stats |= g_step(gan, fakes, labels[idx])
@@ -267,8 +281,19 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
             for k, v in stats.items():
                 acc = sums.setdefault(k, [0.0, 0])
                 acc[0], acc[1] = acc[0] + v.float(), acc[1] + 1
-        metrics = {k: float(total) / count for k, (total, count) in sums.items()}
-        check_finite(gan, metrics, epoch=epoch, step=int(first_bad), steps=n // bs)
+        metrics = epoch_means(sums, world)
+        world.broadcast_state(gan.generator, gan.discriminator, gan.ema.module)  # BN, SN buffers
+        first = int(world.reduce(first_bad, torch.distributed.ReduceOp.MIN))
+        check_finite(gan, metrics, epoch=epoch, step=first if first < n else -1, steps=n // bs)
         if on_epoch is not None:
             on_epoch(epoch, metrics, gan)
     return gan
+
+
+def epoch_means(sums: dict[str, list], world: Solo) -> dict[str, float]:
+    """Per-epoch means of the step statistics, over every rank's steps (one all-reduce)."""
+    names = sorted(sums)
+    if not names:
+        return {}
+    totals = world.reduce(torch.stack([torch.as_tensor(sums[k][0]).float() for k in names]))
+    return {k: float(t) / (sums[k][1] * world.size) for k, t in zip(names, totals.tolist())}

@@ -1,6 +1,6 @@
 """CUDA-only checks: skipped on machines without a GPU (CI), run on a lent one by
 ``benchmarks/gpu.sh``. They cover what the CPU suite cannot: the bf16 probe on real hardware,
-a checkpoint trained on the GPU used on the CPU, and resuming a GPU run."""
+a checkpoint trained on the GPU used on the CPU, resuming a GPU run, and torchrun with NCCL."""
 
 from __future__ import annotations
 
@@ -75,3 +75,35 @@ def test_gpu_resume_continues_the_run(monkeypatch):
         same = _max_weight_diff(getattr(straight, part), getattr(resumed, part))
         control = _max_weight_diff(getattr(straight, part), getattr(other, part))
         assert same < 1e-3 < control, (part, same, control)
+
+
+def test_torchrun_trains_one_nccl_rank_per_gpu(prepared, judge, params, tmp_path):
+    """``torchrun --nproc-per-node=<GPUs>``: NCCL, a rank per GPU, SyncBatchNorm in G; the
+    checkpoint synthesizes on the CPU. One GPU still runs the whole NCCL/SyncBN path."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from conftest import ROOT
+
+    gpus = torch.cuda.device_count()
+    params["train"].update(epochs=2, batch_size=8 * gpus, device="cuda")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun) if torchrun.exists() else sys.executable, *([] if torchrun.exists() else
+           ["-m", "torch.distributed.run"]), "--standalone", f"--nproc-per-node={gpus}", "-m",
+           "augment.cli", "train", "--params", str(tmp_path / "params.yaml"), "--data",
+           str(prepared), "--judge", str(judge), "--out", str(tmp_path / "gan.pt"), "--samples",
+           str(tmp_path / "s.png"), "--logdir", str(tmp_path / "live"), "--settings",
+           str(tmp_path / "c.json"), "--quality", str(tmp_path / "q.json")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings = json.loads((tmp_path / "c.json").read_text())
+    assert settings["nproc"] == gpus and settings["device"] == "cuda"
+    images, _ = synthesize(tmp_path / "gan.pt", 2, seed=0, device="cpu")
+    assert images.shape[0] == 2 * len(params["prepare"].get("classes") or range(10))
