@@ -46,7 +46,11 @@ def task_runner(cfg: EvaluateConfig):
         raise ConfigError(f"evaluate.runner: {cfg.runner!r} needs the {package} package; "
                           f"pip install {package} (or pip install 'augment[{cfg.runner}]'), "
                           "or use runner: threads") from None
-    return runner_cls(address=cfg.address) if cfg.address else runner_cls()
+    if cfg.address:
+        return runner_cls(address=cfg.address)
+    if cfg.runner == "ray":  # a local Ray instance without the dashboard's web UI and modules
+        return runner_cls(init_kwargs={"include_dashboard": False})
+    return runner_cls()
 
 
 @flow(name="augment-evaluate", log_prints=True, validate_parameters=False)
