@@ -143,6 +143,10 @@ class TrainConfig:
     ms_weight: Optional[float] = setting(
         None, "mode-seeking term (MSGAN): spread within a class; null = preset's (conv 0.2, "
         "classic 0)", lo=0)
+    gsr_weight: float = setting(
+        0.0, "group spectral regularisation (gSR, Rangwani et al. 2022) of G's class-"
+        "conditional BN parameters, against tail classes collapsing on a long tail; 0 = off",
+        lo=0)
     gp_weight: float = setting(10.0, "gradient-penalty weight (loss: wgan-gp only)", lo=0)
     amp: bool = setting(True, "bf16 autocast where the device runs it natively (CUDA, CPUs with "
                         "AMX / AVX512-BF16); fp32 elsewhere")

@@ -86,6 +86,22 @@ def mode_seeking(fake: Tensor, z: Tensor, y: Tensor, eps: float = 1e-5, group: i
     return torch.where(count > 0, 1.0 / (total / count.clamp(min=1) + eps), 0.0)
 
 
+# Generator parameter penalties: (G) -> scalar -----------------------------------------------------
+def group_spectral(g: nn.Module, groups: int = 4) -> Tensor:
+    """gSR (Rangwani et al. 2022): over G's conditional-BN layers and every class, the largest
+    singular value of the class's γ − 1 and of its β, each folded into a groups × C/groups
+    matrix, summed. On a long tail these matrices' spectra concentrate on a few directions as
+    the tail classes collapse; the penalty keeps them spread."""
+    total = torch.zeros((), device=next(g.parameters()).device)
+    for layer in g.modules():
+        if hasattr(layer, "class_params"):
+            params = layer.class_params().float()  # K × 2C
+            k, width = params.shape
+            folded = params.reshape(2 * k, groups, width // (2 * groups))  # γ and β per class
+            total = total + torch.linalg.matrix_norm(folded, ord=2).sum()
+    return total
+
+
 # Critics: (D, x, y, parts) -> (adversarial logits B, per-sample classification loss B) ----------
 def plain_critic(d: nn.Module, x: Tensor, y: Tensor, parts: int = 1) -> tuple[Tensor, Tensor]:
     """D's logits; no classification term."""
@@ -115,6 +131,7 @@ class GANLoss:
     critic: Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]] = plain_critic
     cls_weight: float = 0.0
     g_regularizers: tuple[tuple[float, Callable], ...] = field(default=())  # (w, f(fake, z, y))
+    g_penalties: tuple[tuple[float, Callable], ...] = field(default=())  # (w, f(G))
 
     def discriminator(self, d: nn.Module, real: Tensor, fake: Tensor, y: Tensor
                       ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -133,20 +150,23 @@ class GANLoss:
                  "d_fake": fake_logits.detach().float().mean()}
         return adversarial + extra, stats
 
-    def generator(self, d: nn.Module, fake: Tensor, y: Tensor, z: Tensor) -> Tensor:
-        """G's loss on a fresh fake batch ``fake = G(z, y)``."""
+    def generator(self, d: nn.Module, fake: Tensor, y: Tensor, z: Tensor, g: nn.Module
+                  ) -> Tensor:
+        """G's loss on a fresh fake batch ``fake = g(z, y)``."""
         logits, cls = self.critic(d, self.augment(fake), y)
-        extra = sum(w * r(fake, z, y) for w, r in self.g_regularizers)
+        extra = (sum(w * r(fake, z, y) for w, r in self.g_regularizers)
+                 + sum(w * p(g) for w, p in self.g_penalties))
         return self.g_term(logits) + self.cls_weight * cls.mean() + extra
 
 
 def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: float = 10.0,
-              r1_gamma: float = 0.0, cls_weight: float = 0.0, ms_weight: float = 0.0
-              ) -> GANLoss:
+              r1_gamma: float = 0.0, cls_weight: float = 0.0, ms_weight: float = 0.0,
+              gsr_weight: float = 0.0) -> GANLoss:
     """Assemble the objective ``name`` (hinge | bce | wgan-gp) with its penalties.
 
     ``cls_weight`` > 0 adds the dual-projection class term (needs a projection discriminator);
-    ``ms_weight`` > 0 adds the mode-seeking term to G's loss.
+    ``ms_weight`` > 0 adds the mode-seeking term to G's loss, ``gsr_weight`` > 0 the group
+    spectral penalty on G's class-conditional BN parameters.
     """
     d_term, g_term = OBJECTIVES[name]
     penalties = []
@@ -156,4 +176,6 @@ def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: floa
         penalties.append((r1_gamma, r1_penalty))
     critic = dual_projection_critic if cls_weight > 0 else plain_critic
     regularizers = ((ms_weight, mode_seeking),) if ms_weight > 0 else ()
-    return GANLoss(d_term, g_term, augment, tuple(penalties), critic, cls_weight, regularizers)
+    g_penalties = ((gsr_weight, group_spectral),) if gsr_weight > 0 else ()
+    return GANLoss(d_term, g_term, augment, tuple(penalties), critic, cls_weight, regularizers,
+                   g_penalties)

@@ -54,6 +54,12 @@ class CondBatchNorm(nn.Module):
         gamma, beta = self.embed(y)[:, :, None, None].chunk(2, dim=1)  # each B×C×1×1
         return self.bn(x) * gamma + beta
 
+    def class_params(self) -> torch.Tensor:
+        """Every class's departure from plain BN, [γ − 1, β]: K × 2C (for gSR)."""
+        c = self.bn.num_features
+        identity = torch.cat([torch.ones(c), torch.zeros(c)]).to(self.embed.weight)
+        return self.embed.weight - identity
+
 
 class UpBlock(nn.Module):
     """CBN → ReLU → 2× nearest upsample → 3×3 conv."""

@@ -160,7 +160,8 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
     g = world.sync_batchnorm(g)
     ema = EMA(g, cfg.ema_decay)
     loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
-                     r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight)
+                     r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight,
+                     gsr_weight=cfg.gsr_weight)
     return GAN(g, ema, d,
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
@@ -208,7 +209,7 @@ def g_step(gan: GAN, fakes: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) 
     """One generator update through D's view of ``fakes = (G(z, y), z)``, then the EMA update."""
     fake, z = fakes
     with gan.autocast():
-        g_loss = gan.loss.generator(gan.discriminator, fake, y, z)
+        g_loss = gan.loss.generator(gan.discriminator, fake, y, z, gan.generator)
     _step(gan, gan.opt_g, gan.generator, g_loss)
     gan.ema.update_parameters(gan.generator)
     return {"g_loss": g_loss.detach()}

@@ -3,6 +3,9 @@
 #   0. the CUDA-only tests (tests/test_cuda.py: bf16 probe, GPU checkpoint on the CPU, resume);
 #   1. throughput: train and synthesis images/s, AMP on, batch sizes 64 to 4,096
 #      (THROUGHPUT_ARGS picks shapes / presets; default every shape and preset);
+#   1b. data-parallel training images/s, 1 rank and (more than one GPU) one rank per GPU
+#      (benchmarks/ranks.py), and the evaluate grid's fits/hour with 1 and 4 concurrent fits on
+#      the card (benchmarks/grid.py, threads runner);
 #   2. MNIST CAS time-to-quality, 3 seeds: classic and dcgan at the presets' CUDA defaults
 #      (batch 64), and dcgan at batch 256 (`dcgan@256`). The seeds run as three processes side
 #      by side on the one GPU (a batch-64 step leaves it mostly idle), so every run shares it
@@ -27,6 +30,12 @@ timeout 120 python3 -m pytest -q -rA -p no:cacheprovider tests/test_cuda.py 2>&1
 # shellcheck disable=SC2086  # THROUGHPUT_ARGS is a list of options
 timeout 240 python3 benchmarks/throughput.py --batches 64 256 1024 4096 ${THROUGHPUT_ARGS:-} \
     --name throughput_gpu --out "$out" 2>&1 | tee "$out/throughput_gpu.log"
+gpus=$(nvidia-smi -L | wc -l)
+timeout 180 python3 benchmarks/ranks.py --ranks 1 $([ "$gpus" -gt 1 ] && echo "$gpus") --batch 256 \
+    --device cuda --root "${MNIST_ROOT:-../shared/data}" --name ranks_gpu --out "$out" 2>&1 | tee "$out/ranks_gpu.log"
+timeout 300 python3 benchmarks/grid.py --data mnist --root "${MNIST_ROOT:-../shared/data}" \
+    --set evaluate.device=cuda --workers 4 --runners threads-1 threads-N --name grid_gpu \
+    --out "$out" 2>&1 | tail -12 | tee "$out/grid_gpu.log"
 cas="env OMP_NUM_THREADS=${CAS_THREADS:-4} python3 benchmarks/cas.py --data mnist --device cuda \
      --root ${MNIST_ROOT:-../shared/data} --budget $budget --fractions 0.1 0.2 0.5 1 --clf-epochs 8"
 for seed in 0 1 2; do

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -131,7 +132,7 @@ def test_gan_loss_backpropagates(name):
     d_loss, stats = loss.discriminator(d, real, fake, y)
     d_loss.backward()
     assert all(p.grad is not None for p in d.parameters() if p.requires_grad)
-    g_loss = loss.generator(d, fake, y, torch.randn(4, 8))
+    g_loss = loss.generator(d, fake, y, torch.randn(4, 8), g)
     g_loss.backward()
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and set(stats) == {"d_real", "d_fake"}
 
@@ -227,7 +228,8 @@ def test_dual_projection_term_trains_a_classifier():
         opt.step()
     with torch.no_grad():
         assert F.cross_entropy(d.scores(real)[1], y) < 0.05
-    g_loss = loss.generator(d, real.clone().requires_grad_(True), y, torch.randn(64, 8))
+    g_loss = loss.generator(d, real.clone().requires_grad_(True), y, torch.randn(64, 8),
+                            build_generator(hp))
     assert g_loss.requires_grad and torch.isfinite(g_loss)
 
 
@@ -278,8 +280,8 @@ def test_mode_seeking_is_a_generator_term_chosen_at_setup():
     g, d = build_generator(hp), build_discriminator(hp).eval()  # eval: no power iteration
     z, y = torch.randn(4, 8), torch.tensor([0, 1, 1, 0])
     fake = g(z, y)
-    plain = make_loss("hinge", augment=make_diffaug("")).generator(d, fake, y, z)
-    torch.testing.assert_close(loss.generator(d, fake, y, z),
+    plain = make_loss("hinge", augment=make_diffaug("")).generator(d, fake, y, z, g)
+    torch.testing.assert_close(loss.generator(d, fake, y, z, g),
                                plain + 0.5 * mode_seeking(fake, z, y))
 
 
@@ -288,3 +290,39 @@ def test_class_term_needs_projection_discriminator():
         TrainConfig(preset="classic", cls_weight=0.5)
     TrainConfig(preset="classic", cls_weight=0.0)  # off: no projection D needed
     TrainConfig(preset="dcgan", cls_weight=0.5)  # a projection D: accepted
+
+
+def test_group_spectral_penalty_is_the_sum_of_largest_singular_values():
+    """gSR by hand: one CBN layer of 8 channels, 2 classes, 4 groups: for each class γ − 1 and β
+    each folded 4 × 2, their largest singular values (numpy's SVD) summed."""
+    from augment.losses import group_spectral
+    from augment.models import CondBatchNorm
+
+    torch.manual_seed(0)
+    layer = CondBatchNorm(8, 2)
+    with torch.no_grad():
+        layer.embed.weight.normal_()
+    w = layer.embed.weight.detach().numpy().copy()
+    w[:, :8] -= 1.0  # γ − 1
+    expected = sum(np.linalg.svd(part.reshape(4, 2), compute_uv=False)[0]
+                   for row in w for part in (row[:8], row[8:]))
+    holder = torch.nn.Sequential(layer)
+    assert group_spectral(holder).item() == pytest.approx(expected, rel=1e-5)
+    assert group_spectral(torch.nn.Sequential(CondBatchNorm(8, 2))).item() == 0  # plain BN
+
+
+def test_gsr_weight_adds_the_penalty_to_gs_loss_only():
+    hp = dict(preset="dcgan", image_shape=[1, 8, 8], num_classes=2, z_dim=8, width=8)
+    torch.manual_seed(0)
+    g, d = build_generator(hp), build_discriminator(hp).eval()  # eval: no power iteration
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    y, z = torch.tensor([0, 1, 1, 0]), torch.randn(4, 8)
+    fake = g(z, y)
+    plain = make_loss("hinge", augment=make_diffaug(""))
+    with_gsr = make_loss("hinge", augment=make_diffaug(""), gsr_weight=0.5)
+    from augment.losses import group_spectral
+
+    assert (with_gsr.generator(d, fake, y, z, g) - plain.generator(d, fake, y, z, g)).item() \
+        == pytest.approx(0.5 * group_spectral(g).item(), rel=1e-5)

@@ -57,3 +57,30 @@ def test_rgb_folder_through_every_stage(tmp_path, params):
     # evaluate.classic: null picks the photo policy for colour images (no digit warps)
     assert params["evaluate"]["classic"] is None and metrics["classic_policy"] == "crop,flip,color"
     assert "policy `crop,flip,color`" in (tmp_path / "reports" / "evaluate.md").read_text()
+
+
+def test_64px_rgb_trains_a_deeper_stack_and_synthesizes(tmp_path, params):
+    """The CPU smoke test of 64 px RGB (a user's photos): the G/D stack deepens with the size
+    (4 up- and 4 down-samplings from 4×4, against 3 at 32 px), one tiny epoch trains, and the
+    checkpoint draws 64×64×3 images."""
+    from augment import synthesize
+    from augment.checkpoint import load_checkpoint
+    from augment.models import build_discriminator, build_generator
+
+    root = fabricate_shapes(tmp_path / "shapes", per_class=8, size=64, seed=2)
+    params["prepare"].update(source="folder", root=str(root), image_size=64, max_per_class=None,
+                             val_fraction=0.25, test_fraction=0.25)
+    params["train"].update(epochs=1, batch_size=8, width=4)
+    d = lambda name: str(tmp_path / name)  # noqa: E731
+    stages.prepare(params, out=d("prepared"), metrics=d("prepare.json"))
+    stages.train(params, data=d("prepared"), out=d("gan.pt"), samples=d("s.png"), judge=None,
+                 logdir=d("live"), settings=d("c.json"))
+    hparams = load_checkpoint(d("gan.pt"))["hparams"]
+    assert hparams["image_shape"] == [3, 64, 64]
+    assert len(build_generator(hparams).blocks) == 4
+    assert len(build_generator({**hparams, "image_shape": [3, 32, 32]}).blocks) == 3
+    down = lambda hp: sum(getattr(m, "stride", (1,))[0] == 2  # noqa: E731
+                          for m in build_discriminator(hp).modules())
+    assert down(hparams) == 4 and down({**hparams, "image_shape": [3, 32, 32]}) == 3
+    images, labels = synthesize(d("gan.pt"), 2, seed=0)
+    assert images.shape == (2 * len(CLASSES), 3, 64, 64) and images.dtype.is_floating_point is False
