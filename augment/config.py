@@ -143,6 +143,10 @@ class TrainConfig:
     ms_weight: Optional[float] = setting(
         None, "mode-seeking term (MSGAN): spread within a class; null = preset's (conv 0.2, "
         "classic 0)", lo=0)
+    transition: float = setting(
+        0.0, "transitional training (Shahbazi et al. 2022): the label's hold on G and D rises "
+        "from 0 at the first epoch to full after this fraction of the epochs; 0 = conditional "
+        "throughout", lo=0, hi=1)
     gsr_weight: float = setting(
         0.0, "group spectral regularisation (gSR, Rangwani et al. 2022) of G's class-"
         "conditional BN parameters, against tail classes collapsing on a long tail; 0 = off",

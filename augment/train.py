@@ -176,6 +176,22 @@ def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:
     return min(1.0, remaining / decay) if decay > 0 else 1.0
 
 
+def conditioning_factor(epoch: int, *, epochs: int, transition: float) -> float:
+    """How much the label conditions G and D in (1-based) ``epoch``: 0 at the first epoch, rising
+    linearly to 1 after ``transition`` × ``epochs`` (Shahbazi et al. 2022: an unconditional start
+    lets the classes share what they have in common before each learns its own); 1 throughout
+    when ``transition`` is 0."""
+    return min(1.0, (epoch - 1) / (transition * epochs)) if transition > 0 else 1.0
+
+
+def set_conditioning(gan: GAN, strength: float) -> None:
+    """The conditioning strength of the training G and D (the EMA generator, which samples,
+    keeps 1)."""
+    for module in (*gan.generator.modules(), *gan.discriminator.modules()):
+        if hasattr(module, "strength"):
+            module.strength = strength
+
+
 def set_lr(gan: GAN, factor: float) -> None:
     """Both optimizers' learning rates to ``factor`` × the configured ones."""
     for opt, base in ((gan.opt_g, gan.config.lr_g), (gan.opt_d, gan.config.lr_d)):
@@ -272,6 +288,8 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
         perm = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))].to(device)
         torch.manual_seed(rank_generator_seed(seed, epoch, world.rank))  # latents, DiffAugment
         set_lr(gan, lr_factor(epoch, epochs=cfg.epochs, decay=cfg.lr_decay))
+        set_conditioning(gan, conditioning_factor(epoch, epochs=cfg.epochs,
+                                                  transition=cfg.transition))
         done = (epoch - 1) * (n // bs)  # D steps before this epoch: the count runs across epochs
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs][world.rank::world.size]  # this rank's share

@@ -499,3 +499,34 @@ def test_a_changed_setting_starts_afresh(prepared, judge, params, tmp_path, monk
     out = capsys.readouterr().out
     assert "discarded" in out and "other settings, data or code" in out and "resumed" not in out
     assert [h["epoch"] for h in load_checkpoint(tmp_path / "gan.pt")["history"]] == [1, 2, 3]
+
+
+def test_transitional_conditioning_rises_from_none_to_full():
+    from augment.train import conditioning_factor
+
+    f = [conditioning_factor(e, epochs=10, transition=0.5) for e in range(1, 11)]
+    assert f == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1, 1, 1, 1, 1])
+    assert conditioning_factor(1, epochs=10, transition=0.0) == 1.0
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "classic"])
+def test_at_strength_0_the_label_changes_nothing_and_the_ema_keeps_full_strength(preset):
+    from augment.train import set_conditioning, setup
+
+    cfg = resolve_config(TrainConfig(preset=preset, width=8, batch_size=4, transition=0.5),
+                         torch.device("cpu"), image_size=8)
+    gan = setup(cfg, image_shape=(1, 8, 8), num_classes=3, device=torch.device("cpu"))
+    with torch.no_grad():  # class embeddings away from their identity initialisation
+        for p in gan.generator.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    z, x = torch.randn(4, cfg.z_dim), torch.rand(4, 1, 8, 8) * 2 - 1
+    a, b = torch.zeros(4, dtype=torch.long), torch.full((4,), 2)
+    gan.generator.eval(), gan.discriminator.eval()
+    set_conditioning(gan, 0.0)
+    with torch.no_grad():
+        torch.testing.assert_close(gan.generator(z, a), gan.generator(z, b))
+        torch.testing.assert_close(gan.discriminator(x, a), gan.discriminator(x, b))
+        set_conditioning(gan, 1.0)
+        assert not torch.allclose(gan.generator(z, a), gan.generator(z, b))
+    set_conditioning(gan, 0.0)
+    assert all(getattr(m, "strength", 1.0) == 1.0 for m in gan.ema.module.modules())
