@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import pickle
+import signal
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -165,8 +168,15 @@ def launch(fn: Callable, nproc: int, *args, **kwargs):
 
 
 def _rank_main(fn: Callable, errors: str, args: tuple, kwargs: dict):
-    """A rank's entry point: its share of the CPU threads, then the process group. (torch's
-    spawn has the kernel stop each rank when the agent dies.)"""
+    """A rank's entry point: dies with the agent, its share of the CPU threads, the process
+    group. (torch's spawn asks for SIGINT when the agent dies, which a rank blocked in a
+    collective or a long kernel only sees when it returns to Python: seconds to never.)"""
+    from .runtime import die_with_parent
+
+    die_with_parent(signal.SIGKILL)  # nothing to clean up: outputs are written atomically
+    agent = multiprocessing.parent_process()
+    if agent is not None and agent.pid != os.getppid():  # it died before the request above
+        os._exit(1)
     if "OMP_NUM_THREADS" not in os.environ:  # torchrun's rule: the cores shared by the ranks
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         torch.set_num_threads(max(1, (cores or 1) // int(os.environ["LOCAL_WORLD_SIZE"])))
@@ -188,7 +198,10 @@ def _rank_error(errors: Path, failed) -> Exception:
     rank, first = min(failed.failures.items())
     data = first.error_file_data or {}
     message = data.get("message")
-    message = message.get("message") if isinstance(message, dict) else message
+    if isinstance(message, dict):  # torch's record(): {"message", "extraInfo": {"py_callstack"}}
+        print(f"training rank {rank}: {message.get('extraInfo', {}).get('py_callstack', '')}",
+              file=sys.stderr)
+        message = message.get("message")
     return TrainingError(f"training rank {rank} failed (exit code {first.exitcode}): "
                          f"{message or 'no error recorded (killed by a signal?)'}; run with "
                          "train.nproc: 1 to see the error in one process")

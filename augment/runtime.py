@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
+import signal
 import sys
 from typing import Callable, Iterable, TypeVar
 
@@ -93,3 +95,18 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     convert them on the host."""
     pixels = x.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255)
     return pixels.to(torch.uint8).contiguous().cpu()
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``signum`` to this process when its parent exits (Linux; elsewhere
+    a no-op). For ``preexec_fn`` of a child, or called by a process about itself; a parent that
+    is already gone (the process was re-parented) ends this process at once."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signum)

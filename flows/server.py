@@ -16,7 +16,6 @@ child's whole process group.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -28,20 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-
-PR_SET_PDEATHSIG = 1  # prctl(2)
-
-
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
-    """Have the kernel send ``signum`` to this process when its parent exits (Linux; elsewhere
-    a no-op). For ``preexec_fn`` of a child, or called by a process about itself; a parent that
-    is already gone (the process was re-parented) ends this process at once."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signum)
+from augment.runtime import die_with_parent
 
 
 def run_interruptible(cmd: list[str], *, grace: float = 5.0, **popen) -> int:

@@ -21,7 +21,7 @@ from augment import data as D
 from augment import distributed, stages
 from augment.checkpoint import load_checkpoint, save_checkpoint
 from augment.config import TrainConfig
-from augment.errors import ConfigError, DataError
+from augment.errors import ConfigError, DataError, TrainingError
 from augment.synthesize import synthesize
 from augment.train import train_gan
 from conftest import ROOT
@@ -42,6 +42,11 @@ def _averaged_d_gradient(seed: int) -> list[float]:
     world.average_gradients(d)
     np.save(Path(os.environ["PROBE_OUT"]) / f"grad{world.rank}.npy", _flat_grad(d))
     return [world.rank]
+
+
+def _fail_on_rank_1() -> None:
+    if distributed.current().rank == 1:
+        raise ValueError("a bug on rank 1")
 
 
 def _critic_and_batch(seed: int):
@@ -188,6 +193,13 @@ def test_a_users_error_on_one_rank_ends_the_run_with_that_error(prepared, params
     assert time.monotonic() - t0 < 120 and not (tmp_path / "gan.pt").exists()
 
 
+def test_any_other_failure_becomes_a_training_error_naming_the_rank(capfd):
+    with pytest.raises(TrainingError, match=r"training rank 1 failed \(exit code 1\): "
+                                            r"ValueError: a bug on rank 1"):
+        distributed.launch(_fail_on_rank_1, 2)
+    assert "_fail_on_rank_1" in capfd.readouterr().err  # its traceback, for the bug report
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_9_of_the_launching_process_leaves_no_rank(prepared, judge, params, tmp_path):
     params["train"].update(nproc=2, epochs=100_000, checkpoint_every=100_000)
@@ -208,7 +220,14 @@ def test_kill_9_of_the_launching_process_leaves_no_rank(prepared, judge, params,
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = wait_gone(value, 10)
-    assert not left, f"ranks left running: {left}"
+    assert not left, f"left running: {[_cmdline(pid) for pid in left]}"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"{pid}: gone"
 
 
 def test_the_stage_flow_launches_its_ranks(prepared, judge, params, tmp_path):
