@@ -25,10 +25,11 @@ LOSSES = ("hinge", "bce", "wgan-gp")
 # A variant is "+"-joined parts, each of a kind: the data (real, synthetic); treatments of the
 # training set (oversample: balance classes by resampling; classic: albumentations per epoch);
 # of the training loss (balanced_softmax, logit_adjust, drw: at most one); of the prediction
-# (posthoc). augment/longtail.py implements the loss and prediction parts.
+# (posthoc); of the batch (mixup, remix: at most one). augment/longtail.py implements the loss
+# and prediction parts, augment/mixing.py the batch ones.
 VARIANT_PARTS = {"real": "data", "synthetic": "data", "oversample": "set", "classic": "set",
                  "balanced_softmax": "loss", "logit_adjust": "loss", "drw": "loss",
-                 "posthoc": "prediction"}
+                 "posthoc": "prediction", "mixup": "mixing", "remix": "mixing"}
 RUNNERS = ("threads", "dask", "ray")
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -217,7 +218,8 @@ class EvaluateConfig(ClassifierConfig):
          "real+synthetic", "real+synthetic+classic"),
         "'+'-joined parts: real | synthetic (the data), oversample (resample every class to the "
         "largest), classic (albumentations, redrawn each epoch), balanced_softmax | "
-        "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction)")
+        "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction), mixup | "
+        "remix (one batch mixing)")
     seeds: int = setting(5, "paired seeds seed, seed+1, ...: every variant trained once per seed",
                          lo=1)
     classic: Optional[str] = setting(
@@ -245,6 +247,12 @@ class EvaluateConfig(ClassifierConfig):
     synthetic_weight: float = setting(
         1.0, "how often the classifier draws a synthetic image relative to a real one (1 = "
         "alike); prior-based parts use the class mass so drawn", lo=0, hi=1, lo_open=True)
+    mixup_alpha: float = setting(1.0, "mixup, remix: λ ~ Beta(α, α) per batch (Zhang et al. "
+                                 "2018)", lo=0, lo_open=True)
+    remix_kappa: float = setting(3.0, "remix: a pair's count ratio from which its label goes "
+                                 "to the minority class (Chou et al. 2020)", lo=1)
+    remix_tau: float = setting(0.5, "remix: ... when the majority image's share λ is below it",
+                               lo=0, hi=1)
 
     def __post_init__(self):
         for variant in self.variants:
@@ -255,11 +263,12 @@ class EvaluateConfig(ClassifierConfig):
                     f"evaluate.variants: {variant!r} is not a variant; join parts with '+' from "
                     f"{', '.join(VARIANT_PARTS)}, each once, with real and/or synthetic "
                     "(e.g. real+synthetic+classic)")
-            losses = [p for p in parts if VARIANT_PARTS[p] == "loss"]
-            if len(losses) > 1:
-                raise ConfigError(f"evaluate.variants: {variant!r} combines the training losses "
-                                  f"{' and '.join(losses)}; a variant trains with one of them, "
-                                  f"so keep one (e.g. real+{losses[0]})")
+            for kind, what in (("loss", "training losses"), ("mixing", "batch mixings")):
+                chosen = [p for p in parts if VARIANT_PARTS[p] == kind]
+                if len(chosen) > 1:
+                    raise ConfigError(f"evaluate.variants: {variant!r} combines the {what} "
+                                      f"{' and '.join(chosen)}; a variant trains with one of "
+                                      f"them, so keep one (e.g. real+{chosen[0]})")
             if self.synthetic_weight != 1 and {"synthetic", "oversample"} <= set(parts):
                 raise ConfigError(f"evaluate.variants: {variant!r} oversamples a set whose "
                                   f"synthetic images evaluate.synthetic_weight "

@@ -5,10 +5,11 @@ the epoch with the best validation balanced accuracy is kept, and that model is 
 the untouched test split. A variant is "+"-joined parts: the data (``real``, ``synthetic``),
 treatments of the training set (``oversample``: resample every class up to the largest;
 ``classic``: albumentations augmentation, redrawn every epoch), e.g. ``real+synthetic+classic``,
-and long-tail treatments of the loss or the prediction (``balanced_softmax``, ``logit_adjust``,
-``drw``, ``posthoc``). Those come as a :class:`Treatment`, built once per variant by
-:func:`augment.longtail.treatment`; without one a classifier trains on cross-entropy and
-predicts the arg max (:data:`PLAIN`).
+long-tail treatments of the loss or the prediction (``balanced_softmax``, ``logit_adjust``,
+``drw``, ``posthoc``) and of the batch (``mixup``, ``remix``: :mod:`augment.mixing`). Those
+come as a :class:`Treatment`, built once per variant by :func:`augment.longtail.treatment`;
+without one a classifier trains on cross-entropy of unmixed batches and predicts the arg max
+(:data:`PLAIN`).
 
 A fit touches no global random state (its own generators for the batch order, dropout and
 augmentation), so fits may run concurrently in threads and still give the same numbers.
@@ -34,11 +35,13 @@ from .classic import classic_augment, policy_for
 from .config import VARIANT_PARTS, ClassifierConfig as Defaults, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
+from .mixing import UNMIXED, Mix
 from .runtime import progress, resolve_device, to_unit
 
 _INIT_LOCK = threading.Lock()  # weight init draws from torch's global RNG: one model at a time
 
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> scalar
+# (logits, targets) -> scalar; targets: integer labels, or B×C soft targets after a mix
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,14 @@ class Treatment:
 
     ``loss(epoch)``: the loss of that epoch's steps (a function of logits and labels);
     ``select(logits, labels)``: on val, the score that picks the epoch and the prediction rule
-    (a dict, e.g. ``{"tau": 0.5}``, added to the fit's info); ``predict(logits, info)``: labels.
+    (a dict, e.g. ``{"tau": 0.5}``, added to the fit's info); ``predict(logits, info)``: labels;
+    ``mix(images, labels, rng)``: a training batch and its targets (:mod:`augment.mixing`).
     """
 
     loss: Callable[[int], Loss]
     select: Callable[[torch.Tensor, np.ndarray], tuple[float, dict]]
     predict: Callable[[torch.Tensor, dict], np.ndarray]
+    mix: Mix = UNMIXED
 
 
 def cross_entropy_every_epoch(epoch: int) -> Loss:
@@ -236,7 +241,8 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     different sizes can be given the same number of updates. ``treatment`` gives each epoch's
     loss and the val score (with its prediction rule, e.g. post-hoc τ, returned in the info).
     ``weights`` (one per image, ≤ 1): passes draw image i with probability ``weights[i]``
-    (:func:`weighted_order`, :func:`draw_weights`).
+    (:func:`weighted_order`, :func:`draw_weights`). A treatment's ``mix`` draws from its own
+    generator, seeded from ``seed``.
     """
     device = resolve_device(device)
     with _INIT_LOCK:
@@ -251,6 +257,7 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     x = to_unit(images, device) if transform is None else None
     y = torch.as_tensor(labels, device=device)
     order = torch.Generator().manual_seed(seed)
+    mixing = np.random.default_rng((seed, 1))  # only a mixing treatment draws from it
     draw = epoch_order if weights is None else partial(weighted_order, weights=weights)
     best = {"val_balanced_accuracy": -1.0, "epoch": 0}
     for epoch in progress(range(1, epochs + 1), desc="classifier", unit="epoch"):
@@ -261,7 +268,8 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
               else to_unit(transform(images[drawn.numpy()]), device))
         ye = y[drawn.to(device)]
         for xb, yb in zip(xe.split(batch_size), ye.split(batch_size)):
-            loss = criterion(model(xb), yb)
+            xb, tb = treatment.mix(xb, yb, mixing)
+            loss = criterion(model(xb), tb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -330,10 +338,11 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
 
 
 def _checked_treatment(variant: str, treatment: Treatment | None) -> Treatment:
-    """``treatment``, or :data:`PLAIN` for a variant without loss or prediction parts."""
-    parts = [p for p in variant.split("+") if VARIANT_PARTS.get(p) in ("loss", "prediction")]
+    """``treatment``, or :data:`PLAIN` for a variant without loss, prediction or mixing parts."""
+    parts = [p for p in variant.split("+")
+             if VARIANT_PARTS.get(p) in ("loss", "prediction", "mixing")]
     if parts and treatment is None:
-        raise DataError(f"variant {variant!r}: the part(s) {', '.join(parts)} change the loss "
-                        "or the prediction; pass treatment=augment.longtail.treatment(variant, "
-                        "counts, cfg), as the evaluate stage does")
+        raise DataError(f"variant {variant!r}: the part(s) {', '.join(parts)} change the loss, "
+                        "the prediction or the batch; pass treatment=augment.longtail."
+                        "treatment(variant, counts, cfg), as the evaluate stage does")
     return treatment or PLAIN

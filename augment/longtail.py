@@ -15,7 +15,9 @@ or a full synthetic fill at weight 1 π is uniform and the prior-based parts cha
   accuracy, jointly with the epoch (ties: the smallest τ).
 
 :func:`treatment` picks the functions once per variant (registries :data:`LOSSES`,
-:data:`RULES`); a training step only calls the loss it was given.
+:data:`RULES`, and :data:`augment.mixing.MIXES` for ``mixup`` / ``remix``); a training step only
+calls the loss and the mix it was given. Every loss takes integer labels or, after a mix, soft
+targets.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sklearn.metrics import balanced_accuracy_score
 from .config import EvaluateConfig
 from .errors import DataError
 from .evaluate import PLAIN, Loss, Treatment
+from .mixing import MIXES, UNMIXED
 
 
 def log_prior(counts: np.ndarray) -> np.ndarray:
@@ -48,9 +51,13 @@ def shifted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *,
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *,
                            weights: np.ndarray) -> torch.Tensor:
-    """Σ_i w_{y_i} ℓ_i / Σ_i w_{y_i}: ``F.cross_entropy`` with class weights."""
-    return F.cross_entropy(logits, labels, weight=torch.as_tensor(
-        weights, dtype=logits.dtype, device=logits.device))
+    """Σ_i w_{y_i} ℓ_i / Σ_i w_{y_i}: ``F.cross_entropy`` with class weights. Soft targets t
+    (B×C): −Σ_ic w_c t_ic log p_ic / Σ_ic w_c t_ic, the same weighted mean."""
+    w = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
+    if labels.dim() == 1:
+        return F.cross_entropy(logits, labels, weight=w)
+    mass = labels * w
+    return -(mass * F.log_softmax(logits, 1)).sum() / mass.sum()
 
 
 def effective_number_weights(counts: np.ndarray, beta: float) -> np.ndarray:
@@ -124,6 +131,7 @@ def treatment(variant: str, counts: np.ndarray, cfg: EvaluateConfig) -> Treatmen
     parts = variant.split("+")
     losses = [LOSSES[p] for p in parts if p in LOSSES]
     rules = [RULES[p] for p in parts if p in RULES]
+    mixes = [MIXES[p] for p in parts if p in MIXES]
     if (losses or rules) and not np.all(counts > 0):
         empty = [str(c) for c in np.flatnonzero(counts == 0)]
         raise DataError(f"evaluate.variants: {variant!r} has no training images of class "
@@ -132,4 +140,5 @@ def treatment(variant: str, counts: np.ndarray, cfg: EvaluateConfig) -> Treatmen
                         "synthesize.minority_only: false)")
     loss = losses[0](counts, cfg) if losses else PLAIN.loss  # config allows one loss part
     select, predict = rules[0](counts, cfg) if rules else (PLAIN.select, PLAIN.predict)
-    return Treatment(loss=loss, select=select, predict=predict)
+    mix = mixes[0](counts, cfg) if mixes else UNMIXED  # config allows one mixing part
+    return Treatment(loss=loss, select=select, predict=predict, mix=mix)

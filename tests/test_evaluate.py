@@ -209,11 +209,15 @@ def test_synthetic_weight_with_oversample_is_refused():
     EvaluateConfig(variants=("real+oversample", "real+synthetic"), synthetic_weight=0.5)
 
 
-def test_a_loss_part_without_its_treatment_is_refused():
-    """Called directly, a loss variant without a treatment would silently train plainly."""
+@pytest.mark.parametrize("variant, parts", [("real+drw", "drw"),
+                                            ("real+mixup+posthoc", "mixup, posthoc")])
+def test_a_loss_part_without_its_treatment_is_refused(variant, parts):
+    """Called directly, a loss or mixing variant without a treatment would silently train
+    plainly."""
     splits = {k: fabricate_images([4, 4]) for k in ("train", "val", "test")}
-    with pytest.raises(DataError, match="drw change the loss or the prediction; pass treatment="):
-        evaluate_variant("real+drw", splits, None, epochs=1)
+    with pytest.raises(DataError, match=f"{parts} change the loss, the prediction or the batch; "
+                                        "pass treatment="):
+        evaluate_variant(variant, splits, None, epochs=1)
 
 
 def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params):
