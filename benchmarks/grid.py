@@ -8,7 +8,10 @@ each setting:
   threads-1   evaluate.runner: threads, workers: 1
   threads-N   evaluate.runner: threads, workers: N                (N = --workers, default 2)
   dask-Nx1    evaluate.runner: dask, evaluate.address of a distributed.LocalCluster started
-              here (N worker processes × 1 thread)
+              here (N worker processes × 1 thread) with the environment the evaluate flow gives
+              its own local cluster (flows.evaluate.cluster_config: no MALLOC_TRIM_THRESHOLD_)
+  dask-trim-Nx1  the same with dask's default worker environment (MALLOC_TRIM_THRESHOLD_=65536,
+              what the evaluate flow's local cluster had before; not run unless asked)
   ray-N       evaluate.runner: ray on a local Ray instance started here with num_cpus=N and no
               dashboard (the runner finds it initialised and uses it)
 
@@ -49,7 +52,8 @@ from augment.io import write_json  # noqa: E402
 from benchmarks.evidence import SOURCES, override  # noqa: E402
 
 PER_SEED = ("runs.csv", "per_class_recall.csv")  # what each fit writes, seed by seed
-RUNNERS = ("threads-1", "threads-N", "dask-Nx1", "ray-N")
+RUNNERS = ("threads-1", "threads-N", "dask-Nx1", "ray-N", "dask-trim-Nx1")
+DEFAULT_RUNNERS = RUNNERS[:4]
 
 
 def outputs(work: Path, prepared: Path, tag: str) -> dict:
@@ -79,10 +83,19 @@ class Cluster:
         if self.kind == "threads":
             return {"runner": "threads", "workers": 1 if self.name == "threads-1" else self.workers}
         if self.kind == "dask":
+            import contextlib
+
             import distributed
 
-            cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                               processes=True, dashboard_address=":0")
+            from augment.config import EvaluateConfig
+            from flows.evaluate import cluster_config
+
+            os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # an earlier nanny set it here
+            env = (contextlib.nullcontext() if "trim" in self.name
+                   else cluster_config(EvaluateConfig(runner="dask")))
+            with env:
+                cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                                   processes=True, dashboard_address=":0")
             self._close = cluster.close
             return {"runner": "dask", "address": cluster.scheduler_address}
         import ray
@@ -142,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2,
                         help="N: threads, dask worker processes and ray CPUs of the parallel "
                              "settings")
-    parser.add_argument("--runners", nargs="+", choices=RUNNERS, default=list(RUNNERS))
+    parser.add_argument("--runners", nargs="+", choices=RUNNERS, default=list(DEFAULT_RUNNERS))
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per setting (fits/hour from the median flow time)")
     parser.add_argument("--work", default=None, help="outputs (default: a fresh temp folder)")
@@ -187,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{summary['n_train']} train images, evaluate.epochs {params['evaluate']['epochs']}; "
           f"Prefect server start {server_s:.1f} s; {os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
-    print(f"{'setting':<12}{'start s':>9}{'flow s':>9}{'fits/hour':>11}{'vs threads-1':>14}"
+    print(f"{'setting':<14}{'start s':>9}{'flow s':>9}{'fits/hour':>11}{'vs threads-1':>14}"
           f"  same numbers")
     base = None
     for r in rows:
@@ -198,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             base = r["flow_median_s"]
     for r in rows:
         r["speedup_vs_threads_1"] = round(base / r["flow_median_s"], 2) if base else None
-        print(f"{r['setting']:<12}{statistics.median(r['start_s']):>9.1f}"
+        print(f"{r['setting']:<14}{statistics.median(r['start_s']):>9.1f}"
               f"{r['flow_median_s']:>9.1f}{r['fits_per_hour']:>11.0f}"
               f"{r['speedup_vs_threads_1'] or float('nan'):>14.2f}  {r['identical']}")
     identical = all(r["identical"] for r in rows)

@@ -8,6 +8,7 @@ not depend on the runner or the number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 from prefect import flow, task
@@ -53,6 +54,25 @@ def task_runner(cfg: EvaluateConfig):
     return runner_cls()
 
 
+def cluster_config(cfg: EvaluateConfig) -> contextlib.AbstractContextManager:
+    """Settings for the local cluster ``cfg.runner`` starts, in force while it runs.
+
+    dask: its nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``
+    (``distributed.nanny.pre-spawn-environ``), so glibc returns freed memory at once, and torch,
+    which frees and allocates large blocks every step, ran a fit ~2x slower there
+    (benchmarks/RESULTS.md). The local cluster's workers start without it. (The nanny also
+    sets it in the process that starts it, so it reaches workers of a later cluster started from
+    that process; a stage runs in a process of its own.) A cluster at ``evaluate.address`` keeps
+    its own configuration.
+    """
+    if cfg.runner != "dask" or cfg.address:
+        return contextlib.nullcontext()
+    import dask
+    import distributed  # noqa: F401  registers its defaults, which the set's undo would drop
+
+    return dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+
+
 @flow(name="augment-evaluate", log_prints=True, validate_parameters=False)
 def _evaluate(params: dict, paths: dict) -> dict:
     return stages.evaluate(params, runner=_prefect_runner, **paths)
@@ -61,6 +81,8 @@ def _evaluate(params: dict, paths: dict) -> dict:
 def evaluate_flow(params_path: str = "params.yaml", return_state: bool = False, **paths):
     """Run :func:`augment.stages.evaluate` as a flow, one Prefect task per (variant, seed)."""
     params = load_params(params_path)
-    runner = task_runner(stage_config(params, "evaluate"))
-    return _evaluate.with_options(task_runner=runner)(params=params, paths=paths,
-                                                      return_state=return_state)
+    cfg = stage_config(params, "evaluate")
+    runner = task_runner(cfg)
+    with cluster_config(cfg):
+        return _evaluate.with_options(task_runner=runner)(params=params, paths=paths,
+                                                          return_state=return_state)

@@ -167,3 +167,42 @@ def test_dask_task_runner_runs_on_the_scheduler_at_evaluate_address(tmp_path, pa
                     cluster.scheduler.task_prefixes.items()}
     assert sum(executed.values()) == 4, executed
     assert prefixes["fit_classifier_task"]["memory"] == 4, prefixes
+
+
+def test_a_local_dask_cluster_starts_its_workers_without_malloc_trim(server):
+    """dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536, under which torch fits ran
+    ~2x slower (benchmarks/RESULTS.md); the local cluster the evaluate flow starts leaves it
+    unset. Without cluster_config the same flow's worker has it (so this can fail)."""
+    pytest.importorskip("prefect_dask")
+    from prefect import flow, task
+
+    from augment.config import EvaluateConfig
+    from flows.evaluate import cluster_config, task_runner
+
+    @task
+    def worker_env(name: str) -> tuple[str | None, bool]:
+        import os
+
+        from distributed import get_worker
+        get_worker()  # raises outside a dask worker: the task did run on the cluster
+        return os.environ.get(name), True
+
+    @flow
+    def probe():
+        return worker_env.submit("MALLOC_TRIM_THRESHOLD_").result()
+
+    # dask's nanny also sets the variable in the process that starts it (to pass it on): a
+    # cluster started earlier in this process would hand it down through the environment
+    before = os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    cfg = EvaluateConfig(runner="dask")
+    try:
+        with cluster_config(cfg):
+            assert probe.with_options(task_runner=task_runner(cfg))() == (None, True)
+        assert probe.with_options(task_runner=task_runner(cfg))() == ("65536", True)
+    finally:
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        if before is not None:
+            os.environ["MALLOC_TRIM_THRESHOLD_"] = before
+    with cluster_config(EvaluateConfig(runner="dask", address="tcp://127.0.0.1:1")):
+        import dask
+        assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"]
