@@ -46,7 +46,7 @@ def blend(x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
 def soft_targets(y: torch.Tensor, perm: torch.Tensor, weight: torch.Tensor, num_classes: int
                  ) -> torch.Tensor:
     """weight_i·e_{y_i} + (1 − weight_i)·e_{y_perm(i)}, one row per image."""
-    w = weight.to(torch.float32).reshape(-1, 1)
+    w = weight.to(device=y.device, dtype=torch.float32).reshape(-1, 1)
     return w * F.one_hot(y, num_classes) + (1 - w) * F.one_hot(y[perm], num_classes)
 
 
@@ -69,8 +69,7 @@ def mixup_batch(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, *, a
                 num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     perm, lam = _draw(len(y), rng, alpha)
     perm = perm.to(y.device)
-    return blend(x, perm, lam), soft_targets(y, perm, torch.full((len(y),), lam), num_classes
-                                             ).to(x.device)
+    return blend(x, perm, lam), soft_targets(y, perm, torch.full((len(y),), lam), num_classes)
 
 
 def remix_batch(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, *, alpha: float,
