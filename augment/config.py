@@ -250,9 +250,9 @@ class EvaluateConfig(ClassifierConfig):
     mixup_alpha: float = setting(1.0, "mixup, remix: λ ~ Beta(α, α) per batch (Zhang et al. "
                                  "2018)", lo=0, lo_open=True)
     remix_kappa: float = setting(3.0, "remix: a pair's count ratio from which its label goes "
-                                 "to the minority class (Chou et al. 2020)", lo=1)
-    remix_tau: float = setting(0.5, "remix: ... when the majority image's share λ is below it",
-                               lo=0, hi=1)
+                                 "to the minority class (Chou et al. 2020)", lo=1, lo_open=True)
+    remix_tau: float = setting(0.5, "remix: ... when the majority image's share (λ or 1 − λ) is "
+                               "below it", lo=0, hi=1)
 
     def __post_init__(self):
         for variant in self.variants:

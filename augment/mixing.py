@@ -54,7 +54,7 @@ def remix_weight(lam: float, n_i: torch.Tensor, n_j: torch.Tensor, *, kappa: flo
                  ) -> torch.Tensor:
     """Remix's label weight of y_i per pair (module docstring), from the pair's class counts."""
     ratio = n_i / n_j
-    weight = torch.full(ratio.shape, float(lam))
+    weight = torch.full(ratio.shape, float(lam), device=ratio.device)
     weight[(ratio >= kappa) & (lam < tau)] = 0.0
     weight[(ratio <= 1 / kappa) & (1 - lam < tau)] = 1.0
     return weight
@@ -76,10 +76,9 @@ def remix_batch(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, *, a
                 counts: torch.Tensor, kappa: float, tau: float, num_classes: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     perm, lam = _draw(len(y), rng, alpha)
-    perm = perm.to(y.device)
-    labels = y.cpu()
-    weight = remix_weight(lam, counts[labels], counts[labels[perm.cpu()]], kappa=kappa, tau=tau)
-    return blend(x, perm, lam), soft_targets(labels, perm.cpu(), weight, num_classes).to(x.device)
+    perm, counts = perm.to(y.device), counts.to(y.device)
+    weight = remix_weight(lam, counts[y], counts[y[perm]], kappa=kappa, tau=tau)
+    return blend(x, perm, lam), soft_targets(y, perm, weight, num_classes)
 
 
 def mixup(counts: np.ndarray, cfg: EvaluateConfig) -> Mix:

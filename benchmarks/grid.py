@@ -100,6 +100,9 @@ class Cluster:
             return {"runner": "dask", "address": cluster.scheduler_address}
         import ray
 
+        # a dask setting run before in this process left dask's MALLOC_TRIM_THRESHOLD_ here
+        # (its nanny sets it in the starting process), and Ray's workers would inherit it
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         # its workers import this checkout's augment/ and flows/
         os.environ["PYTHONPATH"] = os.pathsep.join(

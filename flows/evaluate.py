@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -54,23 +55,33 @@ def task_runner(cfg: EvaluateConfig):
     return runner_cls()
 
 
-def cluster_config(cfg: EvaluateConfig) -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def cluster_config(cfg: EvaluateConfig):
     """Settings for the local cluster ``cfg.runner`` starts, in force while it runs.
 
     dask: its nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``
     (``distributed.nanny.pre-spawn-environ``), so glibc returns freed memory at once, and torch,
-    which frees and allocates large blocks every step, ran a fit ~2x slower there
-    (benchmarks/RESULTS.md). The local cluster's workers start without it. (The nanny also
-    sets it in the process that starts it, so it reaches workers of a later cluster started from
-    that process; a stage runs in a process of its own.) A cluster at ``evaluate.address`` keeps
-    its own configuration.
+    which frees and allocates large blocks every step, ran a fit ~1.5-2x slower there
+    (benchmarks/RESULTS.md). The local cluster's workers start without it. The nanny also
+    leaves it in the environment of the process that started it, where later workers (dask's or
+    ray's) would inherit it: that leftover (dask's own value) is taken out for the run too; a
+    value you set yourself stays. A cluster at ``evaluate.address`` keeps its own configuration.
     """
     if cfg.runner != "dask" or cfg.address:
-        return contextlib.nullcontext()
+        yield
+        return
     import dask
     import distributed  # noqa: F401  registers its defaults, which the set's undo would drop
 
-    return dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    key, name = "distributed.nanny.pre-spawn-environ", "MALLOC_TRIM_THRESHOLD_"
+    leftover = os.environ.get(name) == str(dask.config.get(key).get(name))
+    saved = os.environ.pop(name) if leftover else None
+    try:
+        with dask.config.set({f"{key}.{name}": None}):
+            yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
 
 
 @flow(name="augment-evaluate", log_prints=True, validate_parameters=False)

@@ -209,9 +209,9 @@ def test_synthetic_weight_with_oversample_is_refused():
     EvaluateConfig(variants=("real+oversample", "real+synthetic"), synthetic_weight=0.5)
 
 
-@pytest.mark.parametrize("variant, parts", [("real+drw", "drw"),
-                                            ("real+mixup+posthoc", "mixup, posthoc")])
-def test_a_loss_part_without_its_treatment_is_refused(variant, parts):
+@pytest.mark.parametrize("variant, parts", [("real+drw", "drw"), ("real+mixup", "mixup"),
+                                            ("real+remix+posthoc", "remix, posthoc")])
+def test_a_loss_or_mixing_part_without_its_treatment_is_refused(variant, parts):
     """Called directly, a loss or mixing variant without a treatment would silently train
     plainly."""
     splits = {k: fabricate_images([4, 4]) for k in ("train", "val", "test")}

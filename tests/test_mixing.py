@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from augment import longtail, mixing
-from augment.config import VARIANT_PARTS, EvaluateConfig
+from augment.config import VARIANT_PARTS, EvaluateConfig, from_dict
 from augment.errors import ConfigError
 from augment.evaluate import PLAIN, evaluate_variant, fit_classifier
 from conftest import fabricate_images
@@ -49,6 +49,7 @@ def test_mixup_lambda_follows_beta_alpha():
     (0.3, 10.0, 100.0, 0.3),   # minority i, the majority's share large: plain mixup
     (0.3, 20.0, 10.0, 0.3),    # ratio 2 < κ = 3: plain mixup
     (0.3, 30.0, 10.0, 0.0),    # ratio exactly κ counts
+    (0.7, 10.0, 30.0, 1.0),    # ... as does exactly 1/κ
 ])
 def test_remix_label_weight_by_hand(lam, n_i, n_j, weight):
     got = mixing.remix_weight(lam, torch.tensor([n_i]), torch.tensor([n_j]), kappa=3.0, tau=0.5)
@@ -91,6 +92,13 @@ def test_losses_take_soft_targets_as_the_same_weighted_mean():
     assert longtail.shifted_cross_entropy(logits, soft, shift=shift).item() == pytest.approx(
         -(soft * F.log_softmax(logits + torch.tensor(shift, dtype=torch.float32), 1))
         .sum(1).mean().item())
+
+
+def test_remix_kappa_must_exceed_1():
+    """At κ = 1 a pair of equal classes meets both of remix's rules."""
+    with pytest.raises(ConfigError, match="evaluate.remix_kappa"):
+        from_dict(EvaluateConfig, {"remix_kappa": 1.0}, section="evaluate")
+    assert from_dict(EvaluateConfig, {"remix_kappa": 1.5}, section="evaluate").remix_kappa == 1.5
 
 
 def test_two_mixings_in_one_variant_are_refused():
