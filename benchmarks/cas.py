@@ -18,6 +18,10 @@ first time at which the default preset reaches the ``classic`` preset's final CA
     python benchmarks/cas.py --data mnist --presets dcgan --epochs 20 --budget 178 --fractions 1
     # one seed per process (OMP_NUM_THREADS=1 each), then one table:
     python benchmarks/cas.py --combine cas_mnist_s0 cas_mnist_s1 cas_mnist_s2 --name cas_mnist
+    # CIFAR-10 photos (../shared/data/cifar10, its own test split), 500 per class, scored with
+    # the evaluate stage's classifier at its defaults (20 epochs), DiffAugment's CIFAR policy:
+    python benchmarks/cas.py --data cifar10 --max-per-class 500 --clf-epochs 20 --budget 600 \
+        --presets classic dcgan --set diffaug=color,translation,cutout --seeds 0
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import yaml
 from sklearn.metrics import recall_score
 
 from augment.config import TrainConfig
-from augment.data import ImageSet, stratified_split
+from augment.data import ImageSet, cap_per_class, stratified_split
 from augment.evaluate import SmallCNN, fit_classifier, predict
 from augment.fidelity import fidelity_report
 from augment.io import atomic_path, write_json
@@ -54,10 +58,20 @@ class _OutOfTime(Exception):
     pass
 
 
-def load_splits(data: str, root: str, seed: int) -> dict[str, ImageSet]:
-    """train / val / test: digits 20 % test, MNIST its official test split; val 15 % of train."""
-    loaded = load_source(data, root=root)
+FOLDERS = {"cifar10": "cifar10"}  # image folders under --root, split layout (train/, test/)
+
+
+def load_splits(data: str, root: str, seed: int, max_per_class: int | None = None
+                ) -> dict[str, ImageSet]:
+    """train / val / test: digits 20 % test, MNIST and CIFAR-10 their given test split; val
+    15 % of train. ``max_per_class`` caps the pool before val is carved, as ``prepare`` does."""
+    if data in FOLDERS:
+        loaded = load_source("folder", root=str(Path(root) / FOLDERS[data]))
+    else:
+        loaded = load_source(data, root=root)
     pool, test, val = loaded.pool, loaded.test, loaded.val
+    if max_per_class is not None:
+        pool = cap_per_class(pool, max_per_class, seed=seed)
     if test is None:
         pool, test = stratified_split(pool, 0.2, seed=seed)
     if val is None:
@@ -80,12 +94,14 @@ def accuracy(images, labels, splits, *, seed: int, epochs: int, device: str = "c
 
 
 def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int,
-               repeats: int = 1, device: str = "cpu") -> tuple[float, torch.nn.Module]:
+               repeats: int = 1, device: str = "cpu", cap: int | None = None
+               ) -> tuple[float, torch.nn.Module]:
     """TRTR accuracy (mean of ``repeats`` classifier fits) and the judge (domain-FID features)
     of one seed, fit once and cached: both depend only on the data split and seed, and cost
     3-6 min per MNIST seed on one core. Delete ``benchmarks/.cache`` after changing the
     classifier or the splits."""
-    tag = ("" if device == "cpu" else f"_{device}") + (f"_r{repeats}" if repeats > 1 else "")
+    tag = ("" if device == "cpu" else f"_{device}") + (f"_r{repeats}" if repeats > 1 else "") \
+        + (f"_cap{cap}" if cap is not None else "")
     train, path = splits["train"], CACHE / f"{data}_seed{seed}_clf{epochs}{tag}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=True)
@@ -177,10 +193,11 @@ def score_snapshot(snap: dict, splits: dict, judge, *, seed: int, epochs: int,
 def run(args) -> pd.DataFrame:
     rows = []
     for seed in args.seeds:
-        splits = load_splits(args.data, args.root, seed)
+        splits = load_splits(args.data, args.root, seed, args.max_per_class)
         train = splits["train"]
         trtr, judge = references(splits, data=args.data, seed=seed, epochs=args.clf_epochs,
-                                 repeats=args.repeats, device=args.device)
+                                 repeats=args.repeats, device=args.device,
+                                 cap=args.max_per_class)
         print(f"seed {seed}: TRTR {trtr:.4f}", flush=True)
         for preset in args.presets:
             spec, _, batch = preset.partition("@")  # "dcgan:16@256": width 16, batch 256
@@ -245,7 +262,9 @@ def _setting(text: str) -> tuple[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="digits", choices=["digits", "mnist"])
+    parser.add_argument("--data", default="digits", choices=["digits", "mnist", *FOLDERS])
+    parser.add_argument("--max-per-class", type=int, default=None,
+                        help="cap each class of the train+val pool (val is carved after)")
     parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--presets", nargs="+", default=["classic", "dcgan"],
