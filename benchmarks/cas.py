@@ -47,7 +47,8 @@ from augment.judge import confidence_filter
 from augment.models import build_generator
 from augment.runtime import bf16_native, resolve_device
 from augment.sources import load_source
-from augment.synthesize import synthesize
+from augment.plots import save_png
+from augment.synthesize import sample_grid, synthesize
 from augment.train import train_gan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,11 +221,23 @@ def run(args) -> pd.DataFrame:
                                         device=args.device, amp=args.amp)}
                 row["cas_over_trtr"] = row["cas"] / trtr
                 rows.append(row)
+                if args.samples and snap["fraction"] == max(args.fractions):
+                    save_samples(snap, Path(args.samples) / f"{args.name or args.data}_"
+                                 f"{preset.replace(':', 'w')}_s{seed}.png", len(train.classes))
                 print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in row.items()
                                        if k not in ("data", "trtr", "recall", "bf16")),
                       flush=True)
     return pd.DataFrame(rows)
+
+
+def save_samples(snap: dict, path: Path, num_classes: int) -> None:
+    """The snapshot's sample grid (a row per class): look for augmentation leaking into G's
+    images (DiffAugment's cutout squares, translation's borders)."""
+    generator = build_generator(snap["hparams"])
+    generator.load_state_dict(snap["state"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(path, sample_grid(generator, num_classes=num_classes, per_class=10, device="cpu"))
 
 
 def time_to_match(table: pd.DataFrame) -> pd.DataFrame:
@@ -294,6 +307,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1,
                         help="CAS and TRTR: mean of this many classifier fits (CAS: each on its "
                              "own synthetic draw); less snapshot noise, repeats x the scoring")
+    parser.add_argument("--samples", default=str(ROOT / "benchmarks" / "results" / "samples"),
+                        metavar="DIR", help="write each run's final sample grid (a row per "
+                        "class) to DIR/<name>_<preset>_s<seed>.png; '' for none")
     parser.add_argument("--name", default=None, help="results/<name>.json (default cas_<data>)")
     parser.add_argument("--combine", nargs="+", default=None, metavar="NAME",
                         help="no training: merge results/<NAME>.json files (seeds run in "
