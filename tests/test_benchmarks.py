@@ -50,3 +50,23 @@ def test_step_ops_splits_a_step_pair_into_phases_and_finds_the_syncs():
     assert row["syncs"]["aten::nonzero"] == 2
     assert all("(G " in source for source in row["sync_sources"])
     assert count_ops("classic", 8, 16)["syncs"]["aten::nonzero"] == 0
+
+
+def test_cas_reads_a_split_folder_keeps_its_test_split_and_caps_the_pool(tmp_path):
+    """CIFAR-10 as an image folder: the given test split is used whole, the train pool is
+    capped per class before val is carved from it (as ``prepare`` does)."""
+    from PIL import Image
+
+    from benchmarks.cas import load_splits
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 5)):
+        for c in ("cat", "dog"):
+            folder = tmp_path / "cifar10" / split / c
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    splits = load_splits("cifar10", str(tmp_path), seed=0, max_per_class=10)
+    assert splits["test"].counts().tolist() == [5, 5]
+    assert (splits["train"].counts() + splits["val"].counts()).tolist() == [10, 10]
+    assert splits["train"].images.shape[1:] == (3, 8, 8)
