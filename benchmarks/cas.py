@@ -59,7 +59,7 @@ class _OutOfTime(Exception):
     pass
 
 
-FOLDERS = {"cifar10": "cifar10"}  # image folders under --root, split layout (train/, test/)
+FOLDERS = ("cifar10",)  # image folders --root/<name>, split layout (train/, test/)
 
 
 def load_splits(data: str, root: str, seed: int, max_per_class: int | None = None
@@ -67,7 +67,7 @@ def load_splits(data: str, root: str, seed: int, max_per_class: int | None = Non
     """train / val / test: digits 20 % test, MNIST and CIFAR-10 their given test split; val
     15 % of train. ``max_per_class`` caps the pool before val is carved, as ``prepare`` does."""
     if data in FOLDERS:
-        loaded = load_source("folder", root=str(Path(root) / FOLDERS[data]))
+        loaded = load_source("folder", root=str(Path(root) / data))
     else:
         loaded = load_source(data, root=root)
     pool, test, val = loaded.pool, loaded.test, loaded.val
