@@ -60,6 +60,18 @@ def _workers(root: Path) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:  # gone
+        return ""
+
+
+def _queue_stop(root: Path, env: dict) -> None:
+    subprocess.run([DVC, "queue", "stop"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120)
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -91,12 +103,18 @@ def test_sweep_grid_runs_on_the_queue_and_compares_in_exp_show(tmp_path):
     try:
         status = _wait_for_queue(root, env, timeout=900, seen=seen)
     finally:
-        subprocess.run([DVC, "queue", "stop"], cwd=root, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=120)
+        _queue_stop(root, env)
     print(f"processes seen working in the workspace: {len(seen)}")
     assert seen, "no queue worker or experiment process was ever seen in the workspace"
-    assert _gone(sorted(seen | set(_workers(root))), timeout=60) == [], \
-        "dvc queue workers or experiment processes left running"
+    left = _gone(sorted(seen | set(_workers(root))), timeout=60)
+    if left and all("queue" in _cmdline(p) for p in left):
+        # Only DVC's own idle workers: the first worker's broker clean-up can race away a
+        # shutdown message (iterative/dvc#10427). The recipe's remedy is a second stop.
+        print("idle DVC queue workers after the first stop:", [_cmdline(p) for p in left])
+        _queue_stop(root, env)
+        left = _gone(left, timeout=60)
+    assert left == [], \
+        f"dvc queue workers or experiment processes left running: {[_cmdline(p) for p in left]}"
     assert "Failed" not in status, status  # `dvc queue logs <name>` says why
     runs = _experiments(root, env)
     grid = sorted((r["params"]["prepare"]["imbalance_ratio"], r["params"]["train"]["epochs"])
