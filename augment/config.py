@@ -192,8 +192,8 @@ class SynthesizeConfig:
                               lo=0, lo_open=True)
     batch_size: int = setting(256, "generator batch size", lo=1)
     filter_threshold: float = setting(
-        0.0, "keep samples the judge assigns their label with at least this confidence, "
-        "prior-corrected on a long tail (0 = off; rejects are redrawn)", lo=0, hi=1, hi_open=True)
+        0.0, "keep samples the judge assigns their label with at least this confidence "
+        "(0 = off; rejects are redrawn)", lo=0, hi=1, hi_open=True)
     max_draws: float = setting(20.0, "with the filter: give up after this many times the "
                                "requested draws per class", lo=1)
     minority_only: bool = setting(False, "fill only the minority classes (bottom 30 % by train "

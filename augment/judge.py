@@ -89,23 +89,11 @@ def judge_outputs(model: SmallCNN, images: np.ndarray | torch.Tensor, *, batch_s
     return torch.cat(feats).numpy(), torch.cat(probs).numpy()
 
 
-def confidence_filter(model: SmallCNN, threshold: float, prior: np.ndarray | None = None
-                      ) -> Filter:
-    """Keep a sample when the judge predicts its label with probability ≥ ``threshold``.
-
-    ``prior`` (the class frequencies the judge was fit on) turns its probabilities into the
-    balanced posterior p(y|x)/π_y, renormalised (post-hoc logit adjustment, Menon et al. 2021):
-    a judge fit on a long tail otherwise gives the tail classes so little mass that almost no
-    tail sample passes. None (or a uniform prior) leaves the probabilities as they are.
-    """
-    weight = None if prior is None else torch.as_tensor(1.0 / np.asarray(prior, dtype=float))
-
+def confidence_filter(model: SmallCNN, threshold: float) -> Filter:
+    """Keep a sample when the judge predicts its label with probability ≥ ``threshold``."""
     def keep(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _, probs = judge_outputs(model, images)
         p = torch.as_tensor(probs)
-        if weight is not None:
-            p = p * weight
-            p = p / p.sum(dim=1, keepdim=True)
         return (p.argmax(1) == labels) & (p.gather(1, labels[:, None]).squeeze(1) >= threshold)
 
     return keep

@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-import numpy as np
-
 from . import data as D
 from .config import stage_config
 from .errors import ConfigError, DataError, TrainingError
@@ -337,8 +335,7 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
     ``synthesize.accept_failed_gan``).
 
     With ``synthesize.filter_threshold`` > 0, only samples the judge classifies as their label
-    with at least that confidence are kept (rejected ones are redrawn; counts stay exact); on a
-    long-tailed train split the judge's confidence is prior-corrected (balanced).
+    with at least that confidence are kept (rejected ones are redrawn; counts stay exact).
     """
     from .checkpoint import kept_generator, load_checkpoint
     from .synthesize import balance_counts, synthesize as draw, write_synthetic
@@ -357,8 +354,7 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
     if cfg.minority_only:
         minority = D.minority_classes(real.counts())
         counts = {c: n if c in minority else 0 for c, n in counts.items()}
-    keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device,
-                                 prior=real.counts())
+    keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device)
     images, labels = draw(generator, counts, batch_size=cfg.batch_size, seed=seed,
                           device=cfg.device, amp=cfg.amp, keep=keep, max_draws=cfg.max_draws)
     drew = kept and {"epoch": kept["epoch"], "passed_guards": kept["guards"]["passed"],
@@ -380,11 +376,8 @@ def synthesize(params: Mapping, *, data: str = "data/prepared", model: str = "mo
     return summary
 
 
-def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], device: str, *,
-                   prior: np.ndarray):
-    """The judge's confidence filter (None when threshold is 0) and a tally of its decisions.
-    The judge was fit on the train split, whose class counts are ``prior``: on a long tail its
-    confidences are taken prior-corrected (balanced), else no tail sample would pass."""
+def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], device: str):
+    """The judge's confidence filter (None when threshold is 0) and a tally of its decisions."""
     tally = {"drawn": 0, "kept": 0}
     if threshold <= 0:
         return None, tally
@@ -394,9 +387,7 @@ def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], devic
     if judged != tuple(classes):
         raise DataError(f"{judge} was fit on classes {list(judged)} but the GAN on "
                         f"{list(classes)}; re-run the judge stage")
-    uniform = prior.min() == prior.max()
-    keep_confident = confidence_filter(model, threshold,
-                                       None if uniform else prior / prior.sum())
+    keep_confident = confidence_filter(model, threshold)
 
     def keep(images, labels):
         ok = keep_confident(images, labels)

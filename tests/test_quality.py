@@ -117,26 +117,6 @@ def test_confidence_filter_agrees_with_the_judge(prepared, judge):
     assert keep.numpy().tolist() == expected.tolist()
 
 
-def test_confidence_filter_with_a_prior_keeps_by_the_balanced_posterior(monkeypatch):
-    """p(y|x)/π_y renormalised, by hand: [0.8, 0.2]/[0.9, 0.1] → [0.308, 0.692]; [0.6, 0.4] →
-    [0.143, 0.857]. The tail label of the first passes 0.5 only with the prior, the head label of
-    the second only without it; a uniform prior changes nothing."""
-    from augment import judge as J
-
-    probs = np.array([[0.8, 0.2], [0.6, 0.4]])
-    monkeypatch.setattr(J, "judge_outputs", lambda model, images: (None, probs))
-    images, labels = torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.tensor([1, 0])
-    assert J.confidence_filter(None, 0.5)(images, labels).tolist() == [False, True]
-    assert J.confidence_filter(None, 0.5, np.array([0.9, 0.1]))(images, labels).tolist() == \
-        [True, False]
-    assert J.confidence_filter(None, 0.69, np.array([0.9, 0.1]))(images, labels).tolist() == \
-        [True, False]  # 0.692 ≥ 0.69
-    assert J.confidence_filter(None, 0.70, np.array([0.9, 0.1]))(images, labels).tolist() == \
-        [False, False]
-    assert J.confidence_filter(None, 0.5, np.array([0.5, 0.5]))(images, labels).tolist() == \
-        [False, True]
-
-
 def test_corrupt_judge_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "judge.pt"
     bad.write_bytes(b"not a checkpoint")
