@@ -70,3 +70,15 @@ def test_cas_reads_a_split_folder_keeps_its_test_split_and_caps_the_pool(tmp_pat
     assert splits["test"].counts().tolist() == [5, 5]
     assert (splits["train"].counts() + splits["val"].counts()).tolist() == [10, 10]
     assert splits["train"].images.shape[1:] == (3, 8, 8)
+
+
+def test_tail_filter_acceptance_is_the_prior_corrected_judge_by_hand():
+    """[0.8, 0.2]/[0.9, 0.1] renormalised is [0.308, 0.692]; [0.6, 0.4] gives [0.143, 0.857]: the
+    tail label of the first passes 0.5 only with τ = 1, the head label of the second only at τ = 0."""
+    from benchmarks.tail_filter import acceptance
+
+    probs, labels = np.array([[0.8, 0.2], [0.6, 0.4]]), np.array([1, 0])
+    prior = np.array([0.9, 0.1])
+    assert acceptance(probs, labels, prior, tau=0.0, threshold=0.5) == [1.0, 0.0]
+    assert acceptance(probs, labels, prior, tau=1.0, threshold=0.5) == [0.0, 1.0]
+    assert acceptance(probs, labels, prior, tau=1.0, threshold=0.7) == [0.0, 0.0]
