@@ -61,8 +61,9 @@ def override(params: dict, assignments: list[str]) -> dict:
     return params
 
 
-def run_pipeline(params: dict, work: Path) -> tuple[dict, dict]:
-    """All five stages into ``work``; returns the evaluate summary and seconds per stage."""
+def run_pipeline(params: dict, work: Path, upto: str = "evaluate") -> tuple[dict, dict]:
+    """The stages into ``work``, in order, through ``upto``; returns each stage's result and
+    seconds."""
     d = lambda name: str(work / name)  # noqa: E731
     calls = {
         "prepare": lambda: stages.prepare(params, out=d("prepared"), metrics=d("prepare.json")),
@@ -84,6 +85,8 @@ def run_pipeline(params: dict, work: Path) -> tuple[dict, dict]:
         start = time.perf_counter()
         results[name] = call()
         seconds[name] = round(time.perf_counter() - start, 1)
+        if name == upto:
+            break
     return results, seconds
 
 

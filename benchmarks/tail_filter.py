@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from augment import stages
 from augment.checkpoint import kept_generator, load_checkpoint
 from augment.config import load_params
 from augment.data import load_prepared
@@ -28,7 +27,7 @@ from augment.io import write_json
 from augment.judge import judge_outputs, load_judge
 from augment.synthesize import synthesize
 
-from benchmarks.evidence import ROOT, SOURCES, override
+from benchmarks.evidence import ROOT, SOURCES, override, run_pipeline
 
 
 def acceptance(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray, *, tau: float,
@@ -42,12 +41,8 @@ def acceptance(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray, *, tau:
 
 
 def run_seed(params: dict, work: Path, per_class: int) -> dict:
+    run_pipeline(params, work, upto="train")
     d = lambda name: str(work / name)  # noqa: E731
-    stages.prepare(params, out=d("prepared"), metrics=d("prepare.json"))
-    stages.judge(params, data=d("prepared"), out=d("judge.pt"), metrics=d("judge.json"))
-    stages.train(params, data=d("prepared"), out=d("gan.pt"), samples=d("samples.png"),
-                 logdir=d("dvclive"), judge=d("judge.pt"), quality=d("quality.json"),
-                 settings=d("train_config.json"))
     counts = load_prepared(d("prepared"), splits=("train",))["train"].counts()
     judge, _ = load_judge(d("judge.pt"), "cpu")
     state = load_checkpoint(d("gan.pt"))

@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import numpy as np
 from benchmarks.cas import accuracy, train_with_snapshots
+from benchmarks.tail_filter import acceptance
 from conftest import fabricate_images
 
 from augment.config import TrainConfig
@@ -73,10 +74,9 @@ def test_cas_reads_a_split_folder_keeps_its_test_split_and_caps_the_pool(tmp_pat
 
 
 def test_tail_filter_acceptance_is_the_prior_corrected_judge_by_hand():
-    """[0.8, 0.2]/[0.9, 0.1] renormalised is [0.308, 0.692]; [0.6, 0.4] gives [0.143, 0.857]: the
-    tail label of the first passes 0.5 only with τ = 1, the head label of the second only at τ = 0."""
-    from benchmarks.tail_filter import acceptance
-
+    """[0.8, 0.2]/[0.9, 0.1] renormalised is [0.308, 0.692]; [0.6, 0.4] gives [0.143, 0.857]:
+    the tail label of the first passes 0.5 only at τ = 1, the head label of the second only at
+    τ = 0."""
     probs, labels = np.array([[0.8, 0.2], [0.6, 0.4]]), np.array([1, 0])
     prior = np.array([0.9, 0.1])
     assert acceptance(probs, labels, prior, tau=0.0, threshold=0.5) == [1.0, 0.0]
