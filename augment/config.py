@@ -137,7 +137,16 @@ class TrainConfig:
     diffaug: Optional[str] = setting(
         None, "DiffAugment policy, e.g. 'translation,cutout'; '' = off; null = preset's "
         "(dcgan: off, on when balanced epochs repeat the rarest class >= 30x; sngan: on)")
+    ada_target: float = setting(
+        0.0, "ADA (Karras et al. 2020): run diffaug's ops with a probability p that adapts "
+        "until E[sign D(real)] sits at this target (ADA's 0.6); 0 = ops always on", lo=0, hi=1,
+        hi_open=True)
+    ada_kimg: float = setting(100.0, "ADA: thousands of real images over which p can move "
+                              "from 0 to 1", lo=0, lo_open=True)
     r1_gamma: float = setting(0.0, "R1 penalty weight on real data (0 = off)", lo=0)
+    lecam_weight: float = setting(
+        0.0, "LeCam regulariser on D's logits (Tseng et al. 2021; 0.3 in their limited-data "
+        "runs); 0 = off", lo=0)
     cls_weight: Optional[float] = setting(
         None, "dual-projection class term (P2GAN), conv presets; null = preset's (0.2 above "
         "16 px, 0 at 16 px and below)", lo=0)
@@ -176,6 +185,10 @@ class TrainConfig:
         "synthesize.accept_failed_gan)")
 
     def __post_init__(self):
+        if self.ada_target and self.diffaug == "":
+            raise ConfigError("train.ada_target adapts how often train.diffaug's ops run, and "
+                              "diffaug is ''; name ops (e.g. 'color,translation,cutout') or set "
+                              "ada_target: 0")
         if self.preset == "classic" and self.cls_weight:
             raise ConfigError("train.cls_weight: the class term needs a projection "
                               "discriminator; use preset dcgan or sngan, or set cls_weight: 0")

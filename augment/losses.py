@@ -64,6 +64,32 @@ def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, y: Tensor) -> Tensor:
     return 0.5 * grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+# Penalties on D's logits: (real logits B, fake logits B) -> scalar -------------------------------
+class LeCam:
+    """LeCam regulariser (Tseng et al. 2021): ‖D(x) − α_F‖² for real logits above α_F plus
+    ‖α_R − D(G(z))‖² for fake logits below α_R, with α_R, α_F exponential moving averages
+    (``decay``) of D's mean real and fake logits. It keeps D's outputs near their recent range,
+    so a D that starts memorising a small set cannot push real and fake apart without bound;
+    the authors use weight 0.3 on CIFAR-10 at 10-20 % of the data. The anchors are device
+    tensors (no sync per step); each data-parallel rank keeps its own."""
+
+    def __init__(self, decay: float = 0.99):
+        self.decay, self.anchors = decay, torch.zeros(2)  # α_R, α_F
+
+    def __call__(self, real: Tensor, fake: Tensor) -> Tensor:
+        real, fake = real.float(), fake.float()
+        means = torch.stack([real.detach().mean(), fake.detach().mean()])
+        self.anchors = self.anchors.to(means.device).lerp(means, 1.0 - self.decay)
+        anchor_real, anchor_fake = self.anchors
+        return F.relu(real - anchor_fake).pow(2).mean() + F.relu(anchor_real - fake).pow(2).mean()
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"anchors": self.anchors.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.anchors = state["anchors"].clone()
+
+
 # Generator regularisers: (fake B×C×H×W, z B×Z, y B) -> scalar ---------------------------------
 def mode_seeking(fake: Tensor, z: Tensor, y: Tensor, eps: float = 1e-5, group: int = 64
                  ) -> Tensor:
@@ -120,9 +146,19 @@ def dual_projection_critic(d: nn.Module, x: Tensor, y: Tensor, parts: int = 1
             F.cross_entropy(classes.float(), y, reduction="none"))
 
 
+def no_feedback(real_logits: Tensor) -> dict[str, Tensor]:
+    """What a fixed augmentation policy does with D's real logits: nothing."""
+    return {}
+
+
 @dataclass(frozen=True)
 class GANLoss:
-    """One GAN objective + DiffAugment + weighted penalties + class term, fixed at setup."""
+    """One GAN objective + DiffAugment + weighted penalties + class term, fixed at setup.
+
+    ``feedback`` receives D's real logits after every D step (ADA adapts its probability there)
+    and returns statistics to log; parts with running state (ADA's p, LeCam's anchors) are
+    saved and restored by :meth:`state_dict` / :meth:`load_state_dict` for an exact resume.
+    """
 
     d_term: Callable[[Tensor, Tensor], Tensor]
     g_term: Callable[[Tensor], Tensor]
@@ -132,6 +168,8 @@ class GANLoss:
     cls_weight: float = 0.0
     g_regularizers: tuple[tuple[float, Callable], ...] = field(default=())  # (w, f(fake, z, y))
     g_penalties: tuple[tuple[float, Callable], ...] = field(default=())  # (w, f(G))
+    logit_penalties: tuple[tuple[float, Callable], ...] = field(default=())  # (w, f(real, fake))
+    feedback: Callable[[Tensor], dict[str, Tensor]] = no_feedback
 
     def discriminator(self, d: nn.Module, real: Tensor, fake: Tensor, y: Tensor
                       ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -142,12 +180,13 @@ class GANLoss:
         # minibatch-std groups within each half.
         logits, cls = self.critic(d, torch.cat([real_aug, fake_aug]), torch.cat([y, y]), 2)
         real_logits, fake_logits = logits.chunk(2)
-        adversarial = self.d_term(real_logits, fake_logits) + self.cls_weight * cls[:len(y)].mean()
+        adversarial = (self.d_term(real_logits, fake_logits) + self.cls_weight * cls[:len(y)].mean()
+                       + sum(w * f(real_logits, fake_logits) for w, f in self.logit_penalties))
         # Penalties run in float32: their second-order gradients are fragile under fp16.
         with torch.autocast(real.device.type, enabled=False):
             extra = sum(w * p(d, real_aug.float(), fake_aug.float(), y) for w, p in self.penalties)
         stats = {"d_real": real_logits.detach().float().mean(),
-                 "d_fake": fake_logits.detach().float().mean()}
+                 "d_fake": fake_logits.detach().float().mean(), **self.feedback(real_logits)}
         return adversarial + extra, stats
 
     def generator(self, d: nn.Module, fake: Tensor, y: Tensor, z: Tensor, g: nn.Module
@@ -158,15 +197,28 @@ class GANLoss:
                  + sum(w * p(g) for w, p in self.g_penalties))
         return self.g_term(logits) + self.cls_weight * cls.mean() + extra
 
+    def _stateful(self) -> dict[str, object]:
+        parts = (self.augment, *(f for _, f in self.logit_penalties))
+        return {type(p).__name__: p for p in parts if hasattr(p, "state_dict")}
+
+    def state_dict(self) -> dict[str, dict]:
+        return {name: part.state_dict() for name, part in self._stateful().items()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        for name, part in self._stateful().items():
+            part.load_state_dict(state[name])
+
 
 def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: float = 10.0,
               r1_gamma: float = 0.0, cls_weight: float = 0.0, ms_weight: float = 0.0,
-              gsr_weight: float = 0.0) -> GANLoss:
+              gsr_weight: float = 0.0, lecam_weight: float = 0.0) -> GANLoss:
     """Assemble the objective ``name`` (hinge | bce | wgan-gp) with its penalties.
 
     ``cls_weight`` > 0 adds the dual-projection class term (needs a projection discriminator);
     ``ms_weight`` > 0 adds the mode-seeking term to G's loss, ``gsr_weight`` > 0 the group
-    spectral penalty on G's class-conditional BN parameters.
+    spectral penalty on G's class-conditional BN parameters, ``lecam_weight`` > 0 the LeCam
+    regulariser on D's logits. An ``augment`` with an ``observe`` method (ADA) gets D's real
+    logits after every D step.
     """
     d_term, g_term = OBJECTIVES[name]
     penalties = []
@@ -177,5 +229,6 @@ def make_loss(name: str, *, augment: Callable[[Tensor], Tensor], gp_weight: floa
     critic = dual_projection_critic if cls_weight > 0 else plain_critic
     regularizers = ((ms_weight, mode_seeking),) if ms_weight > 0 else ()
     g_penalties = ((gsr_weight, group_spectral),) if gsr_weight > 0 else ()
+    logit_penalties = ((lecam_weight, LeCam()),) if lecam_weight > 0 else ()
     return GANLoss(d_term, g_term, augment, tuple(penalties), critic, cls_weight, regularizers,
-                   g_penalties)
+                   g_penalties, logit_penalties, getattr(augment, "observe", no_feedback))

@@ -109,7 +109,8 @@ class GAN:
                 "generator_raw": self.generator.state_dict(),
                 "discriminator": self.discriminator.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "ema_steps": self.ema.steps, "rng": rng_state(self.device)}
+                "ema_steps": self.ema.steps, "rng": rng_state(self.device),
+                "loss": self.loss.state_dict()}  # ADA's p, LeCam's anchors (when on)
 
     def load(self, state: dict, *, classes) -> None:
         """Restore weights, optimizer, EMA and random state from a checkpoint dict (to resume).
@@ -137,6 +138,7 @@ class GAN:
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
             self.ema.steps = int(state["ema_steps"])
+            self.loss.load_state_dict(state.get("loss", {}))
             set_rng_state(state["rng"], self.device)
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise CheckpointError(
@@ -159,9 +161,10 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
     world.broadcast_state(g, d)
     g = world.sync_batchnorm(g)
     ema = EMA(g, cfg.ema_decay)
-    loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
-                     r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight,
-                     gsr_weight=cfg.gsr_weight)
+    augment = make_diffaug(cfg.diffaug, ada_target=cfg.ada_target, ada_kimg=cfg.ada_kimg)
+    loss = make_loss(cfg.loss, augment=augment, gp_weight=cfg.gp_weight, r1_gamma=cfg.r1_gamma,
+                     cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight,
+                     gsr_weight=cfg.gsr_weight, lecam_weight=cfg.lecam_weight)
     return GAN(g, ema, d,
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),

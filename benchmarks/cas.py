@@ -22,6 +22,12 @@ first time at which the default preset reaches the ``classic`` preset's final CA
     # the evaluate stage's classifier at its defaults (20 epochs), DiffAugment's CIFAR policy:
     python benchmarks/cas.py --data cifar10 --max-per-class 500 --clf-epochs 20 --budget 600 \
         --presets classic dcgan --set diffaug=color,translation,cutout --seeds 0
+    # the same ops at ADA's adaptive probability; the LeCam regulariser; each snapshot's row
+    # keeps its epoch's training means (gan_metrics: d_real, d_fake, ada_p, ada_rt):
+    python benchmarks/cas.py --data cifar10 --max-per-class 500 --clf-epochs 20 --budget 600 \
+        --presets dcgan --set diffaug=color,translation,cutout --set ada_target=0.6 --seeds 0
+    python benchmarks/cas.py --data cifar10 --max-per-class 500 --clf-epochs 20 --budget 600 \
+        --presets dcgan --set lecam_weight=0.3 --seeds 0
 """
 
 from __future__ import annotations
@@ -130,7 +136,8 @@ def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget
         nonlocal previous
         elapsed = time.perf_counter() - t0
         current = {"seconds": elapsed, "epoch": epoch, "hparams": gan.hparams,
-                   "state": copy.deepcopy(gan.ema.module.state_dict())}
+                   "state": copy.deepcopy(gan.ema.module.state_dict()),
+                   "gan": {k: round(v, 4) for k, v in metrics.items()}}  # the epoch's means
         last = epoch == cfg.epochs  # a fixed epoch count that ends early fills the later marks
         while marks and (elapsed > marks[0] * budget or last):
             mark = marks.pop(0)
@@ -215,7 +222,7 @@ def run(args) -> pd.DataFrame:
                 row = {"data": args.data, "seed": seed, "preset": preset, "trtr": trtr,
                        "bf16": args.amp and bf16_native(resolve_device(args.device)),
                        "fraction": snap["fraction"], "seconds": round(snap["seconds"], 1),
-                       "epoch": snap["epoch"],
+                       "epoch": snap["epoch"], "gan_metrics": snap["gan"],
                        **score_snapshot(snap, splits, judge, seed=seed, epochs=args.clf_epochs,
                                         filter_threshold=args.filter, repeats=args.repeats,
                                         device=args.device, amp=args.amp)}
@@ -226,7 +233,8 @@ def run(args) -> pd.DataFrame:
                                  f"{preset.replace(':', 'w')}_s{seed}.png", len(train.classes))
                 print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in row.items()
-                                       if k not in ("data", "trtr", "recall", "bf16")),
+                                       if k not in ("data", "trtr", "recall", "bf16",
+                                                    "gan_metrics")),
                       flush=True)
     return pd.DataFrame(rows)
 

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from augment.diffaug import make_diffaug
 from augment.config import TrainConfig
 from augment.errors import ConfigError
-from augment.losses import OBJECTIVES, gradient_penalty, make_loss, mode_seeking, r1_penalty
+from augment.losses import (OBJECTIVES, LeCam, gradient_penalty, make_loss, mode_seeking,
+                            r1_penalty)
 from augment.models import (MinibatchStd, build_discriminator, build_generator,
                             resolution_plan)
 
@@ -106,8 +107,65 @@ def test_diffaug_keeps_shape_and_identity_policy():
     cut = make_diffaug("cutout")(x)
     zeroed = (cut == 0).flatten(1).float().mean(1)
     assert torch.all(zeroed > 0.1)  # every image lost a square
-    with pytest.raises(ConfigError, match="unknown op.*flip"):
-        make_diffaug("translation,flip")
+    with pytest.raises(ConfigError, match="unknown op.*rotate"):
+        make_diffaug("translation,rotate")
+
+
+def test_flip_mirrors_about_half_the_images_and_leaves_the_rest():
+    x = torch.rand(400, 3, 4, 4) * 2 - 1
+    torch.manual_seed(1)
+    out = make_diffaug("flip")(x)
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(3)).flatten(1).all(1)
+    assert torch.all(same ^ mirrored)  # each image whole: as it was, or its mirror image
+    assert 160 < int(mirrored.sum()) < 240
+
+
+def test_ada_probability_follows_ds_overfitting_heuristic():
+    """p moves by batch / (kimg·1000) per D step: up while E[sign D(real)] > target, down
+    while below, clamped to [0, 1]; at p = 0 the ops never run, at p = 1 always."""
+    ada = make_diffaug("cutout", ada_target=0.6, ada_kimg=0.04)  # 4 images: ±0.1 per step
+    x = torch.rand(5, 1, 8, 8) + 1  # no zeros, so cutout's squares show
+    assert torch.equal(ada(x), x)  # p starts at 0
+    for _ in range(3):
+        stats = ada.observe(torch.tensor([2.0, 1.0, 0.5, 3.0]))  # r_t = 1 > 0.6: up
+    assert stats["ada_p"].item() == pytest.approx(0.3) and stats["ada_rt"].item() == 1.0
+    ada.observe(torch.tensor([2.0, 1.0, -0.5, 3.0]))  # r_t = 0.5 < 0.6: down
+    assert ada.p.item() == pytest.approx(0.2)
+    for _ in range(5):
+        ada.observe(-torch.ones(4))
+    assert ada.p.item() == 0.0  # clamped
+    ada.load_state_dict({"p": torch.tensor(1.0)})
+    torch.manual_seed(2)
+    always = ada(x)
+    torch.manual_seed(2)
+    torch.rand(5, 1, 1, 1)  # the draw that decides per image
+    assert torch.equal(always, make_diffaug("cutout")(x))
+    with pytest.raises(ConfigError, match="ada_target.*policy is empty"):
+        make_diffaug("", ada_target=0.6)
+    with pytest.raises(ConfigError, match="ada_target.*diffaug is ''"):
+        TrainConfig(diffaug="", ada_target=0.6)
+
+
+def test_lecam_on_known_logits_and_in_d_loss_only():
+    """LeCam with decay ½ on real [2, 0], fake [−1, 1]: anchors α_R, α_F = ½·(1, 0) after one
+    step; E relu(D(x) − α_F)² + E relu(α_R − D(G(z)))² = (4 + 0)/2 + (1.5² + 0)/2 = 3.125.
+    A second step moves α_R to 0.75: 2 + 1.75²/2."""
+    lecam = LeCam(decay=0.5)
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    assert lecam(real, fake).item() == pytest.approx(3.125)
+    assert lecam(real, fake).item() == pytest.approx(2 + 1.75 ** 2 / 2)
+    assert torch.equal(LeCam().state_dict()["anchors"], torch.zeros(2))
+    d = _KnownGradientD(c=1.0)
+    plain = make_loss("hinge", augment=make_diffaug(""))
+    with_lecam = make_loss("hinge", augment=make_diffaug(""), lecam_weight=0.3)
+    with torch.no_grad():
+        real_logits, fake_logits = d(_REAL, _Y), d(_FAKE, _Y)
+    expected = plain.discriminator(d, _REAL, _FAKE, _Y)[0] + 0.3 * LeCam()(real_logits,
+                                                                            fake_logits)
+    assert with_lecam.discriminator(d, _REAL, _FAKE, _Y)[0].item() == pytest.approx(
+        expected.item(), rel=1e-6)
+    assert set(with_lecam.state_dict()) == {"LeCam"} and plain.state_dict() == {}
 
 
 def test_losses_on_known_logits():

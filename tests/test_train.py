@@ -207,18 +207,24 @@ def test_ema_copies_first_then_follows_the_ramp():
     assert not any(p.requires_grad for p in ema.module.parameters())
 
 
-def test_resume_continues_the_run_exactly():
+@pytest.mark.parametrize("extra", [{}, dict(ada_target=0.6, ada_kimg=0.01, lecam_weight=0.3)],
+                         ids=["plain", "ada+lecam"])
+def test_resume_continues_the_run_exactly(extra):
     """4 epochs straight = 2, then a resume from the epoch-2 checkpoint for 2 more: the same
     weights for G, its EMA and D, bit for bit. Covers the EMA's step count (a restart of its
     warm-up would copy G over the average), the random state (latents, DiffAugment), the batch
-    order and a G-every-2-D-steps schedule that runs across epochs (3 D steps per epoch)."""
+    order, a G-every-2-D-steps schedule that runs across epochs (3 D steps per epoch) and, with
+    ADA and LeCam, their running state (ADA's p, LeCam's anchors)."""
     data = fabricate_images([8, 8])
-    cfg = TrainConfig(epochs=4, batch_size=5, width=8, diffaug="translation", d_steps=2)
+    cfg = TrainConfig(epochs=4, batch_size=5, width=8, diffaug="translation", d_steps=2, **extra)
     saved = {}
 
     def keep(epoch, metrics, gan):
         if epoch == 2:
             saved.update(_roundtrip(gan.state(classes=data.classes, epoch=2, history=[])))
+            if extra:  # the state a resume must carry has moved off its start
+                assert 0 < metrics["ada_p"] and saved["loss"]["AdaptiveAugment"]["p"] > 0
+                assert saved["loss"]["LeCam"]["anchors"].abs().sum() > 0
 
     straight = train_gan(data, cfg, seed=3, device="cpu", on_epoch=keep)
     ran = []
