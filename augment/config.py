@@ -185,10 +185,6 @@ class TrainConfig:
         "synthesize.accept_failed_gan)")
 
     def __post_init__(self):
-        if self.ada_target and self.diffaug == "":
-            raise ConfigError("train.ada_target adapts how often train.diffaug's ops run, and "
-                              "diffaug is ''; name ops (e.g. 'color,translation,cutout') or set "
-                              "ada_target: 0")
         if self.preset == "classic" and self.cls_weight:
             raise ConfigError("train.cls_weight: the class term needs a projection "
                               "discriminator; use preset dcgan or sngan, or set cls_weight: 0")
