@@ -5,6 +5,8 @@ Public API (imported lazily, so ``import augment`` stays cheap until a name is u
     images, labels = augment.synthesize("models/gan.pt", {"cat": 100, "dog": 40}, seed=0)
     counts = augment.balance_counts(train_labels, num_classes=10)   # {class: n} to balance
     gan = augment.train_gan(image_set, augment.TrainConfig(epochs=50), seed=0)
+    data, sampler = augment.mix(real_imagefolder, augment.SyntheticDataset("data/synthetic"))
+    X_res, y_res = augment.GANResampler(sampling_strategy="auto").fit_resample(X, y)
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _EXPORTS = {
     "fidelity_report": "fidelity", "frechet_distance": "fidelity",
     "PrepareConfig": "config", "JudgeConfig": "config", "TrainConfig": "config", "SynthesizeConfig": "config",
     "EvaluateConfig": "config",
+    "SyntheticDataset": "datasets", "MixedDataset": "datasets", "mix": "datasets",
+    "MixedSampler": "sampling", "GANResampler": "resample",
     "AugmentError": "errors", "ConfigError": "errors", "DataError": "errors",
     "CheckpointError": "errors",
 }

@@ -21,7 +21,6 @@ import copy
 import threading
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -36,6 +35,7 @@ from .config import VARIANT_PARTS, ClassifierConfig as Defaults, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
 from .mixing import UNMIXED, Mix
+from .sampling import MixedSampler, draw_weights
 from .runtime import progress, resolve_device, to_unit
 
 _INIT_LOCK = threading.Lock()  # weight init draws from torch's global RNG: one model at a time
@@ -112,6 +112,18 @@ class SmallCNN(nn.Module):
         return self.net[:-2](x)
 
 
+def seeded_classifier(*, channels: int, num_classes: int, width: int = Defaults.width,
+                      seed: int = 0, device: str | torch.device = "cpu") -> SmallCNN:
+    """A :class:`SmallCNN` on ``device`` whose initial weights and dropout masks follow ``seed``
+    alone (the global RNG is seeded under a lock, so concurrent fits do not interleave)."""
+    device = resolve_device(device)
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        model = SmallCNN(channels=channels, num_classes=num_classes, width=width)
+    model.net[-2].generator = torch.Generator(device).manual_seed(seed)
+    return model.to(device)
+
+
 def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarray] | None, *,
             seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training set of a variant's data parts, oversampled to balance if it says so:
@@ -131,42 +143,6 @@ def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarra
         index = balanced_index(labels, seed=seed)
         images, labels, fake = images[index], labels[index], fake[index]
     return images, labels, fake
-
-
-def draw_weights(is_synthetic: np.ndarray, synthetic_weight: float) -> np.ndarray | None:
-    """Per image, the chance a pass over the set draws it: 1 for a real image, ``synthetic_weight``
-    for a synthetic one (None when all are 1)."""
-    if synthetic_weight == 1 or not is_synthetic.any():
-        return None
-    return np.where(is_synthetic, synthetic_weight, 1.0)
-
-
-def epoch_order(n: int, draws: int, generator: torch.Generator) -> torch.Tensor:
-    """``draws`` indices into a set of ``n``: whole random permutations, one after another.
-
-    ``draws`` ≤ n is one pass (the tail of the permutation is dropped, as a partial batch
-    would be); more than n passes over the set again, every image once per pass.
-    """
-    passes = -(-draws // n)  # ceil
-    return torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)])[:draws]
-
-
-def weighted_order(n: int, draws: int, generator: torch.Generator, *, weights: np.ndarray
-                   ) -> torch.Tensor:
-    """:func:`epoch_order` over a thinned set: each pass keeps image i with probability
-    ``weights[i]`` (≤ 1; a weight of 1, a real image, is kept in every pass) and shuffles what
-    it kept, so real images are drawn once per pass as in :func:`epoch_order` and an image of
-    weight w on average w times."""
-    if len(weights) != n:
-        raise ValueError(f"weighted_order: {len(weights)} weights for {n} images")
-    keep = torch.as_tensor(weights, dtype=torch.float64)
-    passes, total = [], 0
-    while total < draws:
-        draw = torch.rand(n, generator=generator, dtype=torch.float64)
-        kept = torch.nonzero(draw < keep)[:, 0]
-        passes.append(kept[torch.randperm(len(kept), generator=generator)])
-        total += len(kept)
-    return torch.cat(passes)[:draws]
 
 
 def variant_counts(variant: str, real_labels: np.ndarray, synthetic_labels: np.ndarray | None,
@@ -232,7 +208,8 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
                    transform: Callable[[np.ndarray], np.ndarray] | None = None,
                    steps_per_epoch: int | None = None,
                    treatment: Treatment = PLAIN,
-                   weights: np.ndarray | None = None) -> tuple[nn.Module, dict]:
+                   is_synthetic: np.ndarray | None = None,
+                   synthetic_weight: float = 1.0) -> tuple[nn.Module, dict]:
     """Train :class:`SmallCNN`; return the weights of the epoch with the best val balanced acc.
 
     ``transform`` (uint8 N×C×H×W → same) redraws every training image each time it is drawn.
@@ -240,30 +217,29 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     over the set); a set smaller than that is passed over more than once per epoch, so sets of
     different sizes can be given the same number of updates. ``treatment`` gives each epoch's
     loss and the val score (with its prediction rule, e.g. post-hoc τ, returned in the info).
-    ``weights`` (one per image, ≤ 1): passes draw image i with probability ``weights[i]``
-    (:func:`weighted_order`, :func:`draw_weights`). A treatment's ``mix`` draws from its own
-    generator, seeded from ``seed``.
+    ``is_synthetic`` (one flag per image) with ``synthetic_weight``: passes draw a synthetic
+    image with that probability. The batches come from :class:`augment.sampling.MixedSampler`
+    seeded with ``seed``: a user's loop with the same sampler sees the same images in the same
+    order. A treatment's ``mix`` draws from its own generator, seeded from ``seed``.
     """
     device = resolve_device(device)
-    with _INIT_LOCK:
-        torch.manual_seed(seed)
-        model = SmallCNN(channels=images.shape[1], num_classes=num_classes, width=width)
-    model.net[-2].generator = torch.Generator(device).manual_seed(seed)
-    model.to(device)
+    model = seeded_classifier(channels=images.shape[1], num_classes=num_classes, width=width,
+                              seed=seed, device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = steps_per_epoch or max(1, len(labels) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
     # With a transform, each epoch's drawn images are augmented (and converted) afresh.
     x = to_unit(images, device) if transform is None else None
     y = torch.as_tensor(labels, device=device)
-    order = torch.Generator().manual_seed(seed)
+    fake = np.zeros(len(labels), bool) if is_synthetic is None else is_synthetic
+    sampler = MixedSampler(fake, synthetic_weight=synthetic_weight,
+                           num_samples=steps * batch_size, seed=seed)
     mixing = np.random.default_rng((seed, 1))  # only a mixing treatment draws from it
-    draw = epoch_order if weights is None else partial(weighted_order, weights=weights)
     best = {"val_balanced_accuracy": -1.0, "epoch": 0}
     for epoch in progress(range(1, epochs + 1), desc="classifier", unit="epoch"):
         model.train()
         criterion = treatment.loss(epoch)
-        drawn = draw(len(y), steps * batch_size, order)  # (steps·batch,) indices
+        drawn = sampler.epoch()  # (steps·batch,) indices
         xe = (x[drawn.to(device)] if transform is None
               else to_unit(transform(images[drawn.numpy()]), device))
         ye = y[drawn.to(device)]
@@ -316,7 +292,6 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
         raise DataError(f"variant {variant!r}: synthetic_weight {synthetic_weight} with "
                         "oversample (which set is balanced is ambiguous); drop one")
     images, labels, fake = compose(variant, splits["train"], synthetic, seed=seed)
-    weights = draw_weights(fake, synthetic_weight)
     classes = splits["train"].classes
     transform = None
     if "classic" in variant.split("+"):
@@ -325,11 +300,13 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
     start = time.perf_counter()
     model, selection = fit_classifier(images, labels, splits["val"], num_classes=len(classes),
                                       seed=seed, device=device, transform=transform,
-                                      treatment=treatment, weights=weights, **fit_kwargs)
+                                      treatment=treatment, is_synthetic=fake,
+                                      synthetic_weight=synthetic_weight, **fit_kwargs)
     logits = predict_logits(model, splits["test"].images, device=resolve_device(device))
     y_pred = treatment.predict(logits, selection)
     y_true = splits["test"].labels
-    counts = np.bincount(labels, weights=weights, minlength=len(classes))
+    counts = np.bincount(labels, weights=draw_weights(fake, synthetic_weight),
+                         minlength=len(classes))
     return {"variant": variant, "seed": seed, "n_train": int(len(labels)), **selection,
             "prior_ratio": prior_ratio(counts), "seconds": time.perf_counter() - start,
             **classification_metrics(y_true, y_pred, classes),

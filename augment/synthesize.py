@@ -175,8 +175,9 @@ def safe_name(name: str) -> str:
 
 def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.Tensor,
                     classes: tuple[str, ...], *, generator: dict | None = None) -> pd.DataFrame:
-    """Write ``images/<class>/<class>_<i>.png``, ``manifest.csv`` and ``{images,labels}.npy``,
-    and ``generator.json`` (which checkpoint drew them, its quality guards) when given.
+    """Write ``images/<class>/<class>_<i>.png``, ``manifest.csv``, ``classes.json`` (every
+    class name, by label) and ``{images,labels}.npy``, and ``generator.json`` (which checkpoint
+    drew them, its quality guards) when given. :class:`augment.SyntheticDataset` reads it.
 
     The directory is replaced atomically. Returns the manifest (paths relative to it).
     """
@@ -191,6 +192,7 @@ def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.T
                          "source": "synthetic"})
         manifest = pd.DataFrame(rows, columns=["path", "label", "class_name", "source"])
         manifest.to_csv(tmp / "manifest.csv", index=False)
+        (tmp / "classes.json").write_text(json.dumps(list(classes), indent=2) + "\n")
         save_arrays(tmp, images=images.numpy(), labels=labels.numpy())
         if generator is not None:
             (tmp / "generator.json").write_text(json.dumps(generator, indent=2, sort_keys=True))

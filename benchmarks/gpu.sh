@@ -30,6 +30,9 @@ timeout 120 python3 -m pytest -q -rA -p no:cacheprovider tests/test_cuda.py 2>&1
 # shellcheck disable=SC2086  # THROUGHPUT_ARGS is a list of options
 timeout 240 python3 benchmarks/throughput.py --batches 64 256 1024 4096 ${THROUGHPUT_ARGS:-} \
     --name throughput_gpu --out "$out" 2>&1 | tee "$out/throughput_gpu.log"
+# 1a. SyntheticDataset from a checkpoint on the GPU (workers 0) against the PNG folder
+timeout 120 python3 benchmarks/loader.py --device cuda --workers 0 --name loader_gpu \
+    --out "$out" 2>&1 | tee "$out/loader_gpu.log"
 gpus=$(nvidia-smi -L | wc -l)
 timeout 180 python3 benchmarks/ranks.py --ranks 1 $([ "$gpus" -gt 1 ] && echo "$gpus") --batch 256 \
     --device cuda --root "${MNIST_ROOT:-../shared/data}" --name ranks_gpu --out "$out" 2>&1 | tee "$out/ranks_gpu.log"

@@ -17,8 +17,9 @@ from augment.data import minority_classes
 from augment.errors import ConfigError
 from augment.data import balanced_index, load_prepared
 from augment.errors import DataError
-from augment.evaluate import (common_steps, compose, draw_weights, epoch_order, evaluate_variant,
-                              prior_ratio, train_size, variant_counts, weighted_order)
+from augment.evaluate import (common_steps, compose, evaluate_variant, prior_ratio, train_size,
+                              variant_counts)
+from augment.sampling import draw_weights, epoch_order, weighted_order
 from conftest import fabricate_images
 
 
@@ -178,7 +179,7 @@ def test_synthetic_weight_draws_synthetic_images_that_much_less_often():
 
 def test_evaluate_variant_draws_by_the_synthetic_weight_and_reports_its_prior(monkeypatch):
     """The weight reaches the classifier's batches and the reported prior."""
-    from augment import evaluate as E
+    from augment import sampling as E
 
     calls = []
     original = E.weighted_order

@@ -1,0 +1,283 @@
+"""Synthetic samples as torch datasets, for your own training loop.
+
+:class:`SyntheticDataset` reads the synthesize stage's folder (``manifest.csv``, ``classes.json``
+and the PNGs it lists) or draws from a checkpoint: sample *i* comes from noise seeded by
+(``seed``, *i*) alone, so it is the same image in every epoch, DataLoader worker and process.
+Items are ``(image, label)`` as in torchvision's datasets, the image a uint8 C×H×W tensor
+(``transforms.v2`` takes it, and PIL images, alike). :func:`mix` joins a real dataset and a
+synthetic one and returns the dataset with the :class:`augment.sampling.MixedSampler` that draws
+from it by the evaluate stage's rule::
+
+    real = torchvision.datasets.ImageFolder("photos/train", transform=to_float)
+    fake = augment.SyntheticDataset("data/synthetic", transform=to_float)
+    data, sampler = augment.mix(real, fake, synthetic_weight=0.5, seed=0)
+    loader = DataLoader(data, batch_size=64, sampler=sampler, num_workers=2)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset
+
+from .checkpoint import load_generator
+from .errors import DataError
+from .runtime import to_uint8
+from .sampling import MixedSampler
+from .synthesize import _class_index, _labels
+
+
+CHUNK = 16  # generator batch: fixed, so an item's bytes do not depend on its batch-mates
+
+
+def item_seed(seed: int, index: int) -> int:
+    """The noise seed of sample ``index``: from (seed, index) alone, well mixed."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+class SyntheticDataset(Dataset):
+    """Synthetic ``(image, label)`` items from a synthesize folder or a checkpoint.
+
+    ``source``: the synthesize stage's output folder (``data/synthetic``), or a checkpoint
+    (``models/gan.pt``) with ``counts`` (``{class: n}`` by index or name, or one int for every
+    class; e.g. :func:`augment.balance_counts` of your labels) and ``seed``. A checkpoint draws
+    in fp32 on ``device`` (keep ``cpu`` with DataLoader workers), in generator batches of
+    :data:`CHUNK` (padded): a batch's size changes a kernel's summation order and so, rarely, a
+    pixel by 1; a fixed size keeps each item's bytes whatever it is fetched with. It draws
+    other noise than the synthesize stage (per item, not one stream), and no judge filter
+    applies.
+    ``class_to_idx``: relabel to your real set's classes (e.g. ``ImageFolder.class_to_idx``);
+    every synthetic class must be among them.
+    Attributes as torchvision's: ``classes``, ``class_to_idx``, ``targets``; ``is_synthetic``
+    (one flag per item, all True) for :func:`mix`.
+    """
+
+    def __init__(self, source: str | Path, *, counts: Mapping[int | str, int] | int | None = None,
+                 seed: int = 0, transform: Callable | None = None,
+                 target_transform: Callable | None = None,
+                 class_to_idx: Mapping[str, int] | None = None, device: str = "cpu",
+                 accept_failed: bool = False):
+        source = Path(source)
+        self.transform, self.target_transform = transform, target_transform
+        self.source, self.seed = source, seed
+        self.generator = None
+        if source.is_dir():
+            if counts is not None:
+                raise DataError(f"{source} is a folder of drawn samples: counts apply to a "
+                                "checkpoint only; drop counts (or pass the checkpoint)")
+            classes, labels, self.paths = _read_folder(source)
+        else:
+            self.generator, classes = load_generator(source, device, accept_failed=accept_failed)
+            labels, self.paths = _checkpoint_labels(self.generator, classes, counts, source), None
+            self.device = torch.device(device)
+        self._source_labels = torch.tensor(labels)  # the generator's own class indices
+        self.classes, self.class_to_idx = tuple(classes), {c: i for i, c in enumerate(classes)}
+        self.targets = labels.tolist()
+        self.is_synthetic = np.ones(len(labels), dtype=bool)
+        if class_to_idx is not None:
+            self._relabel(class_to_idx)
+
+    def _relabel(self, class_to_idx: Mapping[str, int]) -> None:
+        """Labels and class names as ``class_to_idx`` gives them (the real set's)."""
+        present = sorted({self.classes[t] for t in self.targets})
+        missing = [c for c in present if c not in class_to_idx]
+        if missing:
+            raise DataError(f"{self.source}: synthetic class(es) {', '.join(map(repr, missing))} "
+                            f"are not among the real classes {sorted(class_to_idx)}; draw only "
+                            "the real set's classes (synthesize.target, counts) or add the class "
+                            "to the real set")
+        old = self.classes
+        self.targets = [int(class_to_idx[old[t]]) for t in self.targets]
+        self.class_to_idx = dict(class_to_idx)
+        self.classes = tuple(sorted(class_to_idx, key=class_to_idx.get))
+
+    def relabelled(self, class_to_idx: Mapping[str, int]) -> "SyntheticDataset":
+        """A copy labelled as ``class_to_idx`` (see the class docstring)."""
+        clone = object.__new__(SyntheticDataset)
+        clone.__dict__.update(self.__dict__)
+        clone._relabel(class_to_idx)
+        return clone
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """Items for ``indices`` (a DataLoader fetches a whole batch through this)."""
+        indices = [int(i) for i in indices]
+        if any(not 0 <= i < len(self) for i in indices):
+            raise IndexError(f"index out of range for {len(self)} synthetic samples")
+        images = (self._draw(indices) if self.generator is not None
+                  else [_read_png(self.source / self.paths[i]) for i in indices])
+        return [self._item(image, self.targets[i]) for image, i in zip(images, indices)]
+
+    def _item(self, image: torch.Tensor, label: int) -> tuple[Any, Any]:
+        image = image if self.transform is None else self.transform(image)
+        return image, (label if self.target_transform is None else self.target_transform(label))
+
+    @torch.no_grad()
+    def _draw(self, indices: list[int]) -> torch.Tensor:
+        """uint8 images of ``indices``: noise from (seed, i), the checkpoint's own labels."""
+        z_dim = self.generator.hparams["z_dim"]
+        noise = torch.zeros(-(-len(indices) // CHUNK) * CHUNK, z_dim)  # padded to whole chunks
+        for row, i in enumerate(indices):
+            noise[row] = torch.randn(z_dim, generator=torch.Generator().manual_seed(
+                item_seed(self.seed, i)))
+        labels = torch.zeros(len(noise), dtype=torch.int64)
+        labels[:len(indices)] = self._source_labels[indices]
+        images = [to_uint8(self.generator(z.to(self.device), y.to(self.device)))
+                  for z, y in zip(noise.split(CHUNK), labels.split(CHUNK))]
+        return torch.cat(images)[:len(indices)]
+
+
+def _read_folder(folder: Path) -> tuple[tuple[str, ...], np.ndarray, list[str]]:
+    """(classes, labels, relative paths) of a synthesize folder; a clear error when it is not."""
+    import pandas as pd
+
+    try:
+        classes = tuple(json.loads((folder / "classes.json").read_text()))
+        table = pd.read_csv(folder / "manifest.csv", dtype={"path": str})
+    except (OSError, ValueError) as err:
+        raise DataError(f"{folder}: not a synthesize folder ({err}); expected manifest.csv and "
+                        "classes.json as the synthesize stage writes them (augment synthesize / "
+                        "dvc repro synthesize; folders from older versions: re-run it)") from None
+    labels = table["label"].to_numpy(dtype=np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise DataError(f"{folder}/manifest.csv: labels must be 0..{len(classes) - 1} "
+                        f"(classes.json lists {len(classes)} classes); re-run synthesize")
+    return classes, labels, table["path"].tolist()
+
+
+def _read_png(path: Path) -> torch.Tensor:
+    """A uint8 C×H×W tensor of the image at ``path`` (1 channel for grey, 3 for colour)."""
+    with Image.open(path) as image:
+        array = np.array(image.convert("L" if image.mode in ("L", "I;16", "1") else "RGB"))
+    return torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
+
+
+def _checkpoint_labels(generator, classes, counts, source) -> np.ndarray:
+    """Class-sorted labels, ``counts[c]`` of class ``c`` (as :func:`augment.synthesize`)."""
+    if counts is None:
+        raise DataError(f"{source}: a checkpoint needs counts ({{class: n}} or n per class), "
+                        "e.g. augment.balance_counts(real_labels, num_classes=K)")
+    num_classes = generator.hparams["num_classes"]
+    if isinstance(counts, int):
+        counts = dict.fromkeys(range(num_classes), counts)
+    per_class = {_class_index(k, tuple(classes), num_classes): int(v) for k, v in counts.items()}
+    if any(v < 0 for v in per_class.values()):
+        raise DataError(f"counts must be >= 0, got {dict(counts)}")
+    return _labels(per_class).numpy()
+
+
+class MixedDataset(ConcatDataset):
+    """A real dataset followed by a synthetic one; ``targets`` and ``is_synthetic`` per index.
+    With ``return_source``, items are ``(image, label, is_synthetic)``: log what a batch held."""
+
+    def __init__(self, real: Dataset, synthetic: Dataset, *, real_labels=None,
+                 return_source: bool = False):
+        super().__init__([real, synthetic])
+        self.targets = [*_targets(real, real_labels, "real"), *_targets(synthetic, None,
+                                                                        "synthetic")]
+        self.is_synthetic = np.concatenate([np.zeros(len(real), bool), np.ones(len(synthetic),
+                                                                               bool)])
+        named = real if hasattr(real, "class_to_idx") else synthetic
+        self.classes = getattr(named, "classes", None)
+        self.class_to_idx = getattr(named, "class_to_idx", None)
+        self.return_source = return_source
+
+    def __getitem__(self, index: int):
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """Items in ``indices``' order, each part fetched at once (a checkpoint draws a batch)."""
+        indices = [int(i) for i in indices]
+        items: list = [None] * len(indices)
+        for part, dataset in enumerate(self.datasets):
+            offset = self.cumulative_sizes[part] - len(dataset)
+            mine = [(k, i - offset) for k, i in enumerate(indices)
+                    if offset <= i < self.cumulative_sizes[part]]
+            if not mine:
+                continue
+            local = [i for _, i in mine]
+            got = (dataset.__getitems__(local) if hasattr(dataset, "__getitems__")
+                   else [dataset[i] for i in local])
+            for (k, _), item in zip(mine, got):
+                items[k] = item
+        if any(item is None for item in items):
+            raise IndexError(f"index out of range for {len(self)} items")
+        if self.return_source:
+            return [(*item, bool(self.is_synthetic[i])) for item, i in zip(items, indices)]
+        return items
+
+
+def _targets(dataset: Dataset, given, what: str) -> list[int]:
+    """Integer labels of ``dataset``: ``given``, else its ``targets`` attribute."""
+    labels = given if given is not None else getattr(dataset, "targets", None)
+    if labels is None:
+        raise DataError(f"the {what} dataset ({type(dataset).__name__}) has no targets "
+                        "attribute; pass real_labels=[label of each item] (torchvision's "
+                        "ImageFolder and augment.SyntheticDataset have one)")
+    labels = [int(y) for y in (labels.tolist() if hasattr(labels, "tolist") else labels)]
+    if len(labels) != len(dataset):
+        raise DataError(f"{len(labels)} labels for the {len(dataset)} items of the {what} "
+                        "dataset; give one label per item")
+    return labels
+
+
+def mix(real: Dataset, synthetic: Dataset, *, synthetic_weight: float = 1.0,
+        synthetic_share: float | None = None, balance: bool = False,
+        num_samples: int | None = None, seed: int = 0, real_labels=None,
+        return_source: bool = False) -> tuple[MixedDataset, MixedSampler]:
+    """``(dataset, sampler)`` to train on ``real`` plus ``synthetic`` by the evaluate stage's
+    rule: pass both to a DataLoader (``sampler=``). The options are
+    :class:`augment.sampling.MixedSampler`'s. A :class:`SyntheticDataset` is relabelled to the
+    real set's ``class_to_idx`` when it has one; a synthetic class the real set lacks, or images
+    of another size, is an error."""
+    synthetic = _aligned(real, synthetic)
+    _check_shapes(real, synthetic)
+    data = MixedDataset(real, synthetic, real_labels=real_labels, return_source=return_source)
+    sampler = MixedSampler(data.is_synthetic, synthetic_weight=synthetic_weight,
+                           synthetic_share=synthetic_share, labels=data.targets,
+                           balance=balance, num_samples=num_samples, seed=seed)
+    return data, sampler
+
+
+def _aligned(real: Dataset, synthetic: Dataset) -> Dataset:
+    """``synthetic`` labelled by the real set's class indices."""
+    want, have = getattr(real, "class_to_idx", None), getattr(synthetic, "class_to_idx", None)
+    if want is None or have is None or dict(want) == dict(have):
+        return synthetic
+    if isinstance(synthetic, SyntheticDataset):
+        return synthetic.relabelled(want)
+    raise DataError(f"the synthetic set's classes {have} differ from the real set's {want}; "
+                    "relabel it (augment.SyntheticDataset(..., class_to_idx=real.class_to_idx))")
+
+
+def _check_shapes(real: Dataset, synthetic: Dataset) -> None:
+    """One item of each: images of other sizes or channels cannot share a batch."""
+    if len(real) == 0 or len(synthetic) == 0:
+        return
+    shapes = [_shape(d[0][0]) for d in (real, synthetic)]
+    if None not in shapes and shapes[0] != shapes[1]:
+        grey = ("; grey synthetic images: read the real ones as grey too (ImageFolder(..., "
+                "loader=lambda f: PIL.Image.open(f).convert('L')))"
+                if shapes[0][1:] == shapes[1][1:] and shapes[1][0] == 1 else "")
+        raise DataError(f"real images are {'×'.join(map(str, shapes[0]))} (C×H×W) but synthetic "
+                        f"ones {'×'.join(map(str, shapes[1]))}: use a checkpoint trained on "
+                        "this data (prepare.image_size, channels) or resize in the synthetic "
+                        f"set's transform{grey}")
+
+
+def _shape(image) -> tuple[int, ...] | None:
+    """C×H×W of a tensor, array or PIL image; None for anything else."""
+    if isinstance(image, Image.Image):
+        return (len(image.getbands()), image.height, image.width)
+    shape = getattr(image, "shape", None)
+    return tuple(shape) if shape is not None and len(shape) == 3 else None

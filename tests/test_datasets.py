@@ -1,0 +1,215 @@
+"""augment.SyntheticDataset and augment.mix: synthetic samples in a user's own training loop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.datasets import ImageFolder
+from torchvision.transforms import v2
+
+import augment
+from augment import stages
+from augment.data import load_synthetic
+from augment.datasets import SyntheticDataset, mix
+from augment.errors import ConfigError, DataError
+from conftest import ROOT, tiny_params
+
+
+@pytest.fixture(scope="module")
+def folder(prepared, checkpoint, judge, tmp_path_factory) -> str:
+    """The synthesize stage's output for the tiny digits checkpoint."""
+    d = tmp_path_factory.mktemp("synthetic")
+    stages.synthesize(tiny_params(), data=str(prepared), model=str(checkpoint), judge=str(judge),
+                      out=str(d / "synthetic"), metrics=str(d / "synthesize.json"))
+    return str(d / "synthetic")
+
+
+def stacked(items) -> tuple[torch.Tensor, list[int]]:
+    items = list(items)
+    return torch.stack([x for x, _ in items]), [int(y) for _, y in items]
+
+
+def test_folder_items_are_the_stages_images_labels_and_classes(folder, prepared):
+    ds = SyntheticDataset(folder)
+    images, labels = load_synthetic(folder)
+    got, targets = stacked(ds[i] for i in range(len(ds)))
+    assert got.dtype == torch.uint8 and np.array_equal(got.numpy(), images)
+    assert targets == labels.tolist() == ds.targets
+    classes = tuple(json.loads((prepared / "classes.json").read_text()))
+    assert ds.classes == classes and ds.class_to_idx == {c: i for i, c in enumerate(classes)}
+    assert ds.is_synthetic.all() and len(ds.is_synthetic) == len(ds)
+
+
+def test_transform_and_target_transform_apply(folder):
+    ds = SyntheticDataset(folder, transform=lambda x: x.float() / 255,
+                          target_transform=lambda y: f"class {y}")
+    image, label = ds[0]
+    assert image.dtype == torch.float32 and float(image.max()) <= 1.0
+    assert label == f"class {SyntheticDataset(folder).targets[0]}"
+
+
+def test_checkpoint_items_follow_seed_and_index_alone(checkpoint):
+    ds = SyntheticDataset(checkpoint, counts={"3": 5, "7": 4}, seed=11)
+    assert ds.targets == [3] * 5 + [7] * 4 and len(ds) == 9
+    alone, _ = stacked(ds[i] for i in range(len(ds)))
+    batch, _ = stacked(ds.__getitems__(list(range(len(ds)))[::-1]))
+    assert torch.equal(alone, batch.flip(0))  # the same bytes fetched alone or in a batch
+    again, _ = stacked(SyntheticDataset(checkpoint, counts={"3": 5, "7": 4}, seed=11)[i]
+                       for i in range(9))
+    assert torch.equal(alone, again)
+    other, _ = stacked(SyntheticDataset(checkpoint, counts={"3": 5, "7": 4}, seed=12)[i]
+                       for i in range(9))
+    assert not torch.equal(alone, other)
+    assert len({alone[i].numpy().tobytes() for i in range(9)}) == 9  # each index its own noise
+
+
+def test_dataloader_workers_agree_with_the_main_process(checkpoint):
+    """Spawned workers (a pickled dataset, fresh processes: macOS's and Windows' default; a
+    forked worker after the suite's dask and ray clusters can die on their leftovers)."""
+    ds = SyntheticDataset(checkpoint, counts=6, seed=3)
+
+    def drawn(workers: int):
+        loader = DataLoader(ds, batch_size=7, shuffle=True, num_workers=workers,
+                            multiprocessing_context="spawn" if workers else None,
+                            generator=torch.Generator().manual_seed(0))
+        out = [(x, y) for _ in range(2) for x, y in loader]  # two epochs
+        return torch.cat([x for x, _ in out]), torch.cat([y for _, y in out])
+
+    (x0, y0), (x2, y2) = drawn(0), drawn(2)
+    assert torch.equal(x0, x2) and torch.equal(y0, y2) and len(x0) == 2 * len(ds)
+
+
+def test_items_are_the_same_in_another_process(checkpoint):
+    code = ("import sys, hashlib, torch; from augment.datasets import SyntheticDataset as S; "
+            "d = S(sys.argv[1], counts=3, seed=5); "
+            "print(hashlib.sha256(torch.stack([d[i][0] for i in range(len(d))]).numpy()"
+            ".tobytes()).hexdigest())")
+    out = subprocess.run([sys.executable, "-c", code, str(checkpoint)], capture_output=True,
+                         text=True, cwd=ROOT, check=True).stdout.strip()
+    import hashlib
+
+    d = SyntheticDataset(checkpoint, counts=3, seed=5)
+    local = torch.stack([d[i][0] for i in range(len(d))]).numpy().tobytes()
+    assert out == hashlib.sha256(local).hexdigest()
+
+
+def test_relabelling_follows_the_real_sets_classes_and_keeps_the_images(checkpoint):
+    ds = SyntheticDataset(checkpoint, counts={"1": 2, "2": 2}, seed=0)
+    names = [str(c) for c in range(10)][::-1]  # the real set indexes classes in reverse
+    mapping = {c: i for i, c in enumerate(names)}
+    moved = SyntheticDataset(checkpoint, counts={"1": 2, "2": 2}, seed=0, class_to_idx=mapping)
+    assert moved.targets == [8, 8, 7, 7] and moved.classes == tuple(names)
+    assert torch.equal(stacked(moved[i] for i in range(4))[0], stacked(ds[i] for i in range(4))[0])
+    assert ds.relabelled(mapping).targets == moved.targets and ds.targets == [1, 1, 2, 2]
+
+
+def test_a_synthetic_class_missing_from_the_real_set_is_named(folder):
+    ds = SyntheticDataset(folder)
+    present = sorted({ds.classes[t] for t in ds.targets})
+    real = {c: i for i, c in enumerate(present[:-1])}  # the real set lacks the last one drawn
+    with pytest.raises(DataError, match=rf"class\(es\) '{present[-1]}' are not among the real"):
+        SyntheticDataset(folder, class_to_idx=real)
+    with pytest.raises(DataError, match=rf"'{present[-1]}' are not among the real"):
+        mix(ImageFolderLike(real), ds)
+
+
+class ImageFolderLike(TensorDataset):
+    """An empty real set with ImageFolder's class attributes."""
+
+    def __init__(self, class_to_idx):
+        super().__init__(torch.zeros(0, 1, 8, 8, dtype=torch.uint8))
+        self.class_to_idx, self.classes, self.targets = class_to_idx, sorted(class_to_idx), []
+
+
+def test_bad_sources_and_arguments_are_clear_errors(folder, checkpoint, tmp_path):
+    with pytest.raises(DataError, match="not a synthesize folder"):
+        SyntheticDataset(tmp_path)
+    with pytest.raises(DataError, match="counts apply to a checkpoint only"):
+        SyntheticDataset(folder, counts=3)
+    with pytest.raises(DataError, match="needs counts"):
+        SyntheticDataset(checkpoint)
+    with pytest.raises(DataError, match="unknown class 'cat'"):
+        SyntheticDataset(checkpoint, counts={"cat": 3})
+    with pytest.raises(augment.CheckpointError, match="not found"):
+        SyntheticDataset(tmp_path / "missing.pt", counts=1)
+    with pytest.raises(IndexError):
+        SyntheticDataset(folder)[10**6]
+
+
+def image_folder(root, images: np.ndarray, labels: np.ndarray, classes) -> ImageFolder:
+    """Write uint8 N×C×H×W images as root/<class>/<i>.png and read them back as torchvision does."""
+    for i, (image, label) in enumerate(zip(images, labels)):
+        path = root / classes[label] / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        array = image.transpose(1, 2, 0)
+        Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
+    mode = "L" if images.shape[1] == 1 else "RGB"
+    return ImageFolder(root, loader=lambda f: Image.open(f).convert(mode),
+                       transform=v2.PILToTensor())
+
+
+def test_mix_joins_an_imagefolder_and_a_synthetic_folder(folder, prepared, tmp_path):
+    from augment.data import load_prepared
+
+    train = load_prepared(prepared, splits=("train",))["train"]
+    real = image_folder(tmp_path / "real", train.images, train.labels, train.classes)
+    fake = SyntheticDataset(folder)
+    data, sampler = mix(real, fake, synthetic_weight=0.5, seed=0, return_source=True)
+    assert len(data) == len(real) + len(fake) and len(data.targets) == len(data)
+    assert data.is_synthetic.sum() == len(fake) and data.classes == real.classes
+    loader = DataLoader(data, batch_size=16, sampler=sampler)
+    seen = [(x.shape, y, s) for x, y, s in loader]
+    assert sum(len(y) for _, y, _ in seen) == len(sampler)
+    flags = torch.cat([s for _, _, s in seen])
+    order = torch.as_tensor(list(iter(mix(real, fake, synthetic_weight=0.5, seed=0)[1])))
+    assert torch.equal(flags, torch.as_tensor(data.is_synthetic[order]))  # same seed, same draws
+    assert 0 < flags.float().mean() < len(fake) / len(data)  # weight 0.5: fewer than a full share
+
+
+def test_mix_refuses_other_image_sizes_and_unlabelled_real_sets(folder, checkpoint):
+    fake = SyntheticDataset(folder)  # 1×8×8 digits
+    big = TensorDataset(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4).long())
+    big.targets = [0] * 4
+    with pytest.raises(DataError, match=r"real images are 3×32×32 .* synthetic ones 1×8×8"):
+        mix(big, fake)
+    colour = TensorDataset(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4).long())
+    colour.targets = [0] * 4
+    with pytest.raises(DataError, match=r"read the real ones as grey too"):
+        mix(colour, fake)
+    small = TensorDataset(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4).long())
+    with pytest.raises(DataError, match="no targets attribute; pass real_labels"):
+        mix(small, fake)
+    data, _ = mix(small, fake, real_labels=[0, 1, 2, 3])
+    assert data.targets[:4] == [0, 1, 2, 3]
+    with pytest.raises(ConfigError, match="synthetic_weight: got 1.5"):
+        mix(small, fake, real_labels=[0] * 4, synthetic_weight=1.5)
+    with pytest.raises(ConfigError, match="synthetic_weight: got 0"):
+        mix(small, fake, real_labels=[0] * 4, synthetic_weight=0)
+
+
+def test_the_readme_snippet_runs_as_pasted(tmp_path):
+    """README's "Use it in your training loop" code, on colour photos and a synthesize folder."""
+    from augment.synthesize import write_synthetic
+    from conftest import fabricate_images
+
+    text = (ROOT / "README.md").read_text().split("## Use it in your training loop", 1)[1]
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    real = fabricate_images([30, 20, 10], size=8, channels=3)
+    image_folder(tmp_path / "photos", real.images, real.labels, real.classes)
+    fake = fabricate_images([0, 10, 20], size=8, channels=3, seed=1)
+    write_synthetic(tmp_path / "synthetic", torch.as_tensor(fake.images),
+                    torch.as_tensor(fake.labels), fake.classes)
+    code = code.replace('"photos/train"', repr(str(tmp_path / "photos"))).replace(
+        '"data/synthetic"', repr(str(tmp_path / "synthetic")))
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own document
+    x, y = next(iter(scope["loader"]))
+    assert x.dtype == torch.float32 and x.shape[1:] == (3, 8, 8) and len(y) == 64
+    assert float(x.max()) <= 1.0 and scope["data"].is_synthetic.sum() == 30
