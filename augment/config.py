@@ -112,6 +112,12 @@ class TrainConfig:
     loss: Optional[Literal["hinge", "bce", "wgan-gp"]] = setting(
         None, "hinge | bce | wgan-gp; null = preset's (conv: hinge, classic: bce)")
     epochs: int = setting(50, "passes over the (class-balanced) training set", lo=1)
+    minutes: Optional[float] = setting(
+        None, "wall-clock budget of the training loop (checkpoint scoring on top): as many "
+        "epochs as fit (re-planned each epoch; the rate decay ends at the budget); null = "
+        "train.epochs. The epochs reached go to metrics/train_config.json: train.epochs set to "
+        "them gives the same model",
+        lo=0, lo_open=True)
     batch_size: Optional[int] = setting(
         None, "null = preset's: conv presets 32 on CPU, 64 on CUDA; classic 64", lo=1)
     z_dim: int = setting(64, "latent size", lo=1)
@@ -185,6 +191,10 @@ class TrainConfig:
         "synthesize.accept_failed_gan)")
 
     def __post_init__(self):
+        if self.minutes is not None and self.transition > 0:
+            raise ConfigError("train.transition shapes every epoch by the epoch count, which "
+                              "train.minutes only learns as it runs; set transition: 0 or use "
+                              "train.epochs")
         if self.preset == "classic" and self.cls_weight:
             raise ConfigError("train.cls_weight: the class term needs a projection "
                               "discriminator; use preset dcgan or sngan, or set cls_weight: 0")

@@ -186,7 +186,7 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
     with _live_log(logdir, history) as log:
         def on_epoch(epoch: int, metrics: dict, gan) -> None:
             record = dict(metrics)
-            checkpoint = epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs
+            checkpoint = epoch % cfg.checkpoint_every == 0 or epoch == gan.budget.epochs
             if checkpoint:
                 report = score(epoch, gan)
                 record |= {k: report[k] for k in QUALITY_CURVES if report.get(k) is not None}
@@ -200,9 +200,8 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
                         on_epoch=on_epoch, world=world)
     if judge is not None and best is None:  # resumed at or past train.epochs: no epoch ran
         score(int(start["epoch"]), gan)
-    state = {**gan.state(classes=real.classes, epoch=max(int(start["epoch"]) if start else 0,
-                                                         cfg.epochs), history=history),
-             "best": best}
+    epochs = gan.budget.done  # train.epochs, the epochs a time budget reached, or a resumed run's
+    state = {**gan.state(classes=real.classes, epoch=epochs, history=history), "best": best}
     _check_guards(best, cfg, out)
     model = gan.ema.module
     if best is not None:
@@ -212,15 +211,15 @@ def train(params: Mapping, *, data: str = "data/prepared", out: str = "models/ga
                                   per_class=cfg.grid_per_class, seed=seed, device=device))
     if best is not None:
         write_json(quality, {**best["quality"], "epoch": best["epoch"], "guards": best["guards"]})
-    write_json(settings, used)
+    write_json(settings, {**used, "epochs": epochs})  # train.epochs=this reruns a budget
     save_checkpoint(out, state)
     partial.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
-    _log("train", f"{gan.config.preset} ({gan.config.loss}), {cfg.epochs} epochs on {device}: "
+    _log("train", f"{gan.config.preset} ({gan.config.loss}), {epochs} epochs on {device}: "
                   f"{seconds:.1f} s" + (f"; kept epoch {best['epoch']}: FID "
                                         f"{best['quality']['fid']:.2f}, judge accuracy "
                                         f"{best['quality']['judge_accuracy']:.3f}" if best else ""))
-    return {"epochs": cfg.epochs, "seconds": seconds, "final": history[-1] if history else {},
+    return {"epochs": epochs, "seconds": seconds, "final": history[-1] if history else {},
             "quality": best["quality"] if best else {}, "best_epoch": best and best["epoch"],
             "settings": used}
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .budget import Budget
 from .config import TrainConfig
 from .data import ImageSet, balanced_index
 from .diffaug import make_diffaug
@@ -95,6 +96,7 @@ class GAN:
     config: TrainConfig
     autocast: Callable[[], torch.autocast]  # bf16 when cfg.amp and the device runs it natively
     world: Solo = Solo()  # the process group (data-parallel ranks), or one process
+    budget: Budget | None = None  # the epoch plan (train.epochs, or fitted to train.minutes)
 
     @property
     def device(self) -> torch.device:
@@ -110,7 +112,9 @@ class GAN:
                 "discriminator": self.discriminator.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "ema_steps": self.ema.steps, "rng": rng_state(self.device),
-                "loss": self.loss.state_dict()}  # ADA's p, LeCam's anchors (when on)
+                "loss": self.loss.state_dict(),  # ADA's p, LeCam's anchors (when on)
+                **({"budget": self.budget.state()} if self.budget and self.budget.timed
+                   else {})}  # a time budget's plan and spent seconds (resume counts them)
 
     def load(self, state: dict, *, classes) -> None:
         """Restore weights, optimizer, EMA and random state from a checkpoint dict (to resume).
@@ -169,22 +173,6 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
                loss, hparams, cfg, mixed_precision(device, cfg.amp), world)
-
-
-def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:
-    """Learning-rate multiplier for (1-based) ``epoch``: 1, then a linear fall over the last
-    ``decay`` fraction of ``epochs`` (never reaching 0). Stateless, so resuming needs no
-    scheduler state."""
-    remaining = (epochs - epoch + 1) / epochs  # 1 at the first epoch, 1/epochs at the last
-    return min(1.0, remaining / decay) if decay > 0 else 1.0
-
-
-def conditioning_factor(epoch: int, *, epochs: int, transition: float) -> float:
-    """How much the label conditions G and D in (1-based) ``epoch``: 0 at the first epoch, rising
-    linearly to 1 after ``transition`` × ``epochs`` (Shahbazi et al. 2022: an unconditional start
-    lets the classes share what they have in common before each learns its own); 1 throughout
-    when ``transition`` is 0."""
-    return min(1.0, (epoch - 1) / (transition * epochs)) if transition > 0 else 1.0
 
 
 def set_conditioning(gan: GAN, strength: float) -> None:
@@ -275,24 +263,24 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
     seed_everything(seed)
     gan = setup(cfg, image_shape=data.images.shape[1:], num_classes=len(data.classes),
                 device=device, world=world)
-    start = 0
     if resume is not None:
         gan.load(resume, classes=data.classes)
-        start = int(resume["epoch"])
+    gan.budget = budget = Budget.resume(cfg, resume)
     x = to_unit(data.images, device).contiguous(memory_format=torch.channels_last)  # N×C×H×W
     labels = torch.as_tensor(data.labels, device=device)
     # An epoch visits `pool`: every image once, or (balance) every class as often as the largest.
     pool = torch.as_tensor(balanced_index(data.labels, seed=seed) if cfg.balance
                            else np.arange(len(labels)))
     n, bs = len(pool), min(cfg.batch_size, len(pool))
-    for epoch in progress(range(start + 1, cfg.epochs + 1), desc="train", unit="epoch"):
+    budget.start()
+    for epoch in progress(budget, desc="train", unit="epoch"):
         sums: dict[str, list] = {}  # name -> [sum, count]; tensors, so no sync per step
         first_bad = torch.tensor(n, device=device)  # first step with a non-finite loss (n: none)
         perm = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))].to(device)
         torch.manual_seed(rank_generator_seed(seed, epoch, world.rank))  # latents, DiffAugment
-        set_lr(gan, lr_factor(epoch, epochs=cfg.epochs, decay=cfg.lr_decay))
-        set_conditioning(gan, conditioning_factor(epoch, epochs=cfg.epochs,
-                                                  transition=cfg.transition))
+        lr, conditioning = budget.schedule(epoch)
+        set_lr(gan, lr)
+        set_conditioning(gan, conditioning)
         done = (epoch - 1) * (n // bs)  # D steps before this epoch: the count runs across epochs
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs][world.rank::world.size]  # this rank's share
@@ -307,8 +295,10 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
         world.broadcast_state(gan.generator, gan.discriminator, gan.ema.module)  # BN, SN buffers
         first = int(world.reduce(first_bad, torch.distributed.ReduceOp.MIN))
         check_finite(gan, metrics, epoch=epoch, step=first if first < n else -1, steps=n // bs)
+        budget.end_epoch(world)  # the plan on_epoch sees: is this the last epoch?
         if on_epoch is not None:
             on_epoch(epoch, metrics, gan)
+            budget.start()  # the caller's checkpoint scoring is not training time
     return gan
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ import torch
 import yaml
 from sklearn.metrics import recall_score
 
-from augment.config import TrainConfig
+from augment.config import TrainConfig, load_params, stage_config
 from augment.data import ImageSet, cap_per_class, stratified_split
 from augment.evaluate import SmallCNN, fit_classifier, predict
 from augment.fidelity import fidelity_report
@@ -138,7 +139,7 @@ def train_with_snapshots(train: ImageSet, cfg: TrainConfig, *, seed: int, budget
         current = {"seconds": elapsed, "epoch": epoch, "hparams": gan.hparams,
                    "state": copy.deepcopy(gan.ema.module.state_dict()),
                    "gan": {k: round(v, 4) for k, v in metrics.items()}}  # the epoch's means
-        last = epoch == cfg.epochs  # a fixed epoch count that ends early fills the later marks
+        last = epoch == gan.budget.epochs  # a run that ends early fills the later marks
         while marks and (elapsed > marks[0] * budget or last):
             mark = marks.pop(0)
             late = elapsed > mark * budget and previous is not None
@@ -217,6 +218,11 @@ def run(args) -> pd.DataFrame:
             cfg = TrainConfig(preset=name, epochs=args.epochs, amp=args.amp,
                               batch_size=int(batch) if batch else args.batch_size,
                               lr_g=lr, lr_d=lr, width=int(width) if width else None, **extra)
+            if args.params:  # the shipped defaults: params.yaml's train section, this preset
+                cfg = dataclasses.replace(stage_config(load_params(args.params), "train"),
+                                          preset=name, device=args.device)
+            if args.minutes:  # the run plans its epochs (and rate decay) to end at the budget
+                cfg = dataclasses.replace(cfg, minutes=args.budget / 60)
             for snap in train_with_snapshots(train, cfg, seed=seed, budget=args.budget,
                                              fractions=args.fractions, device=args.device):
                 row = {"data": args.data, "seed": seed, "preset": preset, "trtr": trtr,
@@ -296,6 +302,12 @@ def main() -> None:
                              "train.lr_decay never engages); a fixed count is what lr_decay "
                              "schedules over")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.5, 1.0])
+    parser.add_argument("--minutes", action="store_true",
+                        help="train.minutes = the budget: the run plans its epochs to end there "
+                             "(the rate decay with them) instead of being cut off")
+    parser.add_argument("--params", default=None, metavar="PARAMS_YAML",
+                        help="each preset at that file's train section (e.g. params.yaml: the "
+                             "shipped defaults) instead of this script's settings")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="GAN batch size of every preset (default: each preset's own)")
     parser.add_argument("--lr", type=float, default=None,

@@ -28,6 +28,13 @@ def test_cas_snapshots_keep_the_last_epoch_within_each_mark(monkeypatch):
                                                                           (0.5, 5, 50)]
 
 
+def test_cas_snapshots_end_with_a_budgeted_run_when_it_plans_its_own_end():
+    """--minutes: train.minutes ends the run (its plan), and the marks fill at its last epoch."""
+    cfg = TrainConfig(preset="classic", epochs=10_000, minutes=0.02, batch_size=8, width=8)
+    snaps = train_with_snapshots(fabricate_images([8, 8]), cfg, seed=0, budget=3600.0,
+                                 fractions=[0.5, 1.0])
+    assert len(snaps) == 2 and snaps[0]["epoch"] == snaps[1]["epoch"] < 10_000
+
 
 def test_cas_reports_recall_per_real_class_in_class_order(monkeypatch):
     """Test labels 0,0 | 1,1,1,1 | 2×6 and a classifier that gets 2/2, 2/4 and 5/6 of them:

@@ -151,6 +151,20 @@ def test_train_stage_on_two_ranks_writes_a_checkpoint_that_synthesizes(prepared,
     assert not list((tmp_path / "resume").glob("*.pt"))
 
 
+def test_a_time_budget_on_two_ranks_follows_rank_0s_plan(prepared, params, tmp_path):
+    """train.minutes with train.nproc 2: the ranks re-plan as one (a rank that ran another epoch
+    count would hang in the next collective or fail); the settings record the count reached."""
+    params["train"].update(nproc=2, epochs=1000, minutes=0.05, checkpoint_every=1000)
+    out = tmp_path / "gan.pt"
+    summary = stages.train(params, data=str(prepared), out=str(out), judge=None,
+                           samples=str(tmp_path / "s.png"), logdir=str(tmp_path / "live"),
+                           settings=str(tmp_path / "c.json"), resume_dir=str(tmp_path / "r"))
+    used = json.loads((tmp_path / "c.json").read_text())
+    assert 1 <= used["epochs"] == summary["epochs"] < 1000 and used["minutes"] == 0.05
+    assert [h["epoch"] for h in load_checkpoint(out)["history"]] == list(
+        range(1, used["epochs"] + 1))
+
+
 def test_torchrun_command_runs_the_train_stage(prepared, judge, params, tmp_path):
     """``torchrun --nproc-per-node=2 -m augment.cli train``: the world size comes from torchrun."""
     params["train"].update(epochs=1)

@@ -12,7 +12,8 @@ from augment.config import TrainConfig
 from augment.data import load_prepared
 from augment.errors import CheckpointError, TrainingError
 from augment.runtime import resolve_device
-from augment.train import EMA, lr_factor, resolve_config, train_gan
+from augment.budget import lr_factor
+from augment.train import EMA, resolve_config, train_gan
 from conftest import ROOT, fabricate_images, tiny_params
 
 
@@ -325,7 +326,9 @@ def test_resolving_leaves_no_null_and_is_idempotent():
         for size, repeat in ((8, 1.0), (28, 100.0)):
             cfg = resolve_config(TrainConfig(preset=preset), torch.device("cpu"),
                                  image_size=size, repeat=repeat)
-            assert None not in dataclasses.asdict(cfg).values() and cfg.device == "cpu"
+            settings = dataclasses.asdict(cfg)
+            assert settings.pop("minutes") is None  # null there means off: nothing to resolve
+            assert None not in settings.values() and cfg.device == "cpu"
             assert resolve_config(cfg, torch.device("cpu"), image_size=size,
                                   repeat=repeat) == cfg
 
@@ -337,7 +340,7 @@ def test_settings_file_is_what_the_run_used(checkpoint):
     assert {k: v for k, v in used.items() if k not in ("seed", "bf16")} == \
         json.loads(json.dumps(config))
     assert used["seed"] == tiny_params()["seed"] and isinstance(used["bf16"], bool)
-    assert None not in used.values()
+    assert used.pop("minutes") is None and None not in used.values()  # no budget: epochs rule
     assert (used["batch_size"], used["width"], used["cls_weight"]) == (32, 8, 0.0)  # tiny, 8 px
 
 
@@ -352,7 +355,8 @@ def test_dry_run_prints_the_settings_and_writes_nothing(prepared, tmp_path, caps
                  "--logdir", str(out / "live"), "--samples", str(out / "s.png")]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["preset"] == "dcgan" and shown["epochs"] == 50 and shown["device"] == "cpu"
-    assert shown["lr_g"] == 2e-3 and shown["cls_weight"] == 0.0 and None not in shown.values()
+    assert shown["lr_g"] == 2e-3 and shown["cls_weight"] == 0.0 and shown.pop("minutes") is None
+    assert None not in shown.values()
     assert not out.exists()
 
 
@@ -508,7 +512,7 @@ def test_a_changed_setting_starts_afresh(prepared, judge, params, tmp_path, monk
 
 
 def test_transitional_conditioning_rises_from_none_to_full():
-    from augment.train import conditioning_factor
+    from augment.budget import conditioning_factor
 
     f = [conditioning_factor(e, epochs=10, transition=0.5) for e in range(1, 11)]
     assert f == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1, 1, 1, 1, 1])

@@ -1,0 +1,121 @@
+"""train.minutes: a wall-clock budget that plans the epochs, and a run equal to a fixed-epoch one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from augment import budget as B
+from augment.budget import Budget, schedule
+from augment.config import TrainConfig
+from augment.train import train_gan
+from conftest import fabricate_images, tiny_params
+
+
+class Clock:
+    """A stand-in for time.perf_counter: epochs take what the test says."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(cfg: TrainConfig, durations, monkeypatch, budget: Budget | None = None):
+    """Drive a Budget through epochs of the given durations; returns (budget, schedules ran)."""
+    clock = Clock()
+    monkeypatch.setattr(B.time, "perf_counter", clock)
+    budget = budget or Budget(cfg)
+    budget.start()
+    ran = []
+    for epoch, seconds in zip(budget, durations):
+        ran.append((epoch, budget.schedule(epoch)))
+        clock.now += seconds
+        budget.end_epoch()
+    return budget, ran
+
+
+def test_a_fixed_count_never_replans(monkeypatch):
+    budget, ran = run(TrainConfig(epochs=7, lr_decay=0.3), [100.0] * 20, monkeypatch)
+    assert budget.epochs == budget.done == len(ran) == 7
+
+
+def test_the_plan_fills_the_budget_and_ends_it_with_the_decay(monkeypatch):
+    cfg = TrainConfig(minutes=1.0, lr_decay=0.3)
+    budget, ran = run(cfg, [5.0] * 100, monkeypatch)
+    assert budget.done == 12 and budget.spent == pytest.approx(60.0)  # 12 × 5 s = the minute
+    assert ran[-1][1][0] < 1 and ran[0][1][0] == 1  # the rate fell towards the end only
+    # the same schedule, epoch by epoch, as a run told epochs=12: its bytes will match
+    assert ran == [(e, schedule(e, 12, cfg)) for e in range(1, 13)]
+
+
+def test_slower_epochs_shrink_the_plan_but_keep_the_schedule_already_run(monkeypatch):
+    cfg = TrainConfig(minutes=2.0, lr_decay=0.3)
+    durations = [4.0] * 10 + [6.0] * 100  # the other core gets busy after 10 epochs
+    budget, ran = run(cfg, durations, monkeypatch)
+    assert 20 <= budget.done < 30  # 30 planned at the full speed
+    assert budget.spent == pytest.approx(120, rel=0.05)
+    assert ran == [(e, schedule(e, budget.done, cfg)) for e in range(1, budget.done + 1)]
+
+
+def test_a_slow_start_plans_short_and_the_plan_grows_when_epochs_speed_up(monkeypatch):
+    cfg = TrainConfig(minutes=1.0, lr_decay=0.3)
+    budget, ran = run(cfg, [30.0, 3.0] + [3.0] * 100, monkeypatch)  # a busy first epoch
+    assert budget.done > 2 and budget.spent == pytest.approx(60, rel=0.05)
+    assert ran == [(e, schedule(e, budget.done, cfg)) for e in range(1, budget.done + 1)]
+
+
+def test_a_budget_refuses_a_transition_whose_shape_needs_the_count():
+    from augment.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.transition.*train.minutes"):
+        TrainConfig(minutes=1.0, transition=0.5)
+
+
+def test_resume_counts_the_work_done_not_the_time_since_the_restart(monkeypatch):
+    cfg = TrainConfig(minutes=1.0, lr_decay=0.3)
+    first, _ = run(cfg, [5.0] * 4, monkeypatch)  # stopped after 4 epochs, 20 s spent
+    state = {"epoch": 4, "budget": first.state()}
+    resumed = Budget.resume(cfg, state)
+    assert (resumed.done, resumed.spent, resumed.epochs) == (4, 20.0, 12)
+    done, _ = run(cfg, [5.0] * 100, monkeypatch, budget=resumed)
+    assert done.done == 12 and done.spent == pytest.approx(60.0)
+    fixed = Budget.resume(TrainConfig(epochs=9), state)  # a fixed count ignores a saved plan
+    assert (fixed.epochs, fixed.done) == (9, 4)
+
+
+def test_a_budget_run_equals_a_run_of_the_epochs_it_reached():
+    data = fabricate_images([20, 20, 20])
+    cfg = TrainConfig(minutes=0.04, width=8, batch_size=16, device="cpu")  # ~2.4 s
+    timed = train_gan(data, cfg, seed=0, device="cpu")
+    reached = timed.budget.done
+    assert reached >= 2  # a few epochs of tiny data fit in 2.4 s
+    fixed = train_gan(data, TrainConfig(epochs=reached, width=8, batch_size=16, device="cpu"),
+                      seed=0, device="cpu")
+    for name, tensor in timed.ema.module.state_dict().items():
+        assert torch.equal(tensor, fixed.ema.module.state_dict()[name]), name
+
+
+def test_the_train_stage_records_the_epochs_a_budget_reached(prepared, tmp_path):
+    from augment import stages
+
+    params = tiny_params()
+    params["train"].update(epochs=1000, minutes=0.05, checkpoint_every=1000)
+
+    def train(p, d):
+        return stages.train(p, data=str(prepared), out=str(d / "gan.pt"),
+                            samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
+                            judge=None, settings=str(d / "train_config.json"))
+
+    out = train(params, tmp_path / "timed")
+    used = json.loads((tmp_path / "timed" / "train_config.json").read_text())
+    assert used["minutes"] == 0.05 and used["epochs"] == out["epochs"] < 1000
+    again = {**params, "train": {**params["train"], "minutes": None, "epochs": used["epochs"]}}
+    train(again, tmp_path / "fixed")
+    assert (tmp_path / "timed" / "samples.png").read_bytes() == \
+        (tmp_path / "fixed" / "samples.png").read_bytes()
+    saved = torch.load(tmp_path / "timed" / "gan.pt", weights_only=True)
+    assert saved["epoch"] == used["epochs"] and saved["budget"]["epochs"] == used["epochs"]
