@@ -66,6 +66,10 @@ class SyntheticDataset(Dataset):
         self.transform, self.target_transform = transform, target_transform
         self.source, self.seed = source, seed
         self.generator = None
+        if not source.exists():
+            raise DataError(f"{source}: not found; give the synthesize stage's folder "
+                            "(data/synthetic) or a checkpoint (models/gan.pt): run the pipeline "
+                            "first (dvc repro synthesize)")
         if source.is_dir():
             if counts is not None:
                 raise DataError(f"{source} is a folder of drawn samples: counts apply to a "

@@ -137,8 +137,11 @@ def test_bad_sources_and_arguments_are_clear_errors(folder, checkpoint, tmp_path
         SyntheticDataset(checkpoint)
     with pytest.raises(DataError, match="unknown class 'cat'"):
         SyntheticDataset(checkpoint, counts={"cat": 3})
-    with pytest.raises(augment.CheckpointError, match="not found"):
+    with pytest.raises(DataError, match="missing.pt: not found; give the synthesize stage's"):
         SyntheticDataset(tmp_path / "missing.pt", counts=1)
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(augment.CheckpointError, match="not a readable checkpoint"):
+        SyntheticDataset(tmp_path / "junk.pt", counts=1)
     with pytest.raises(IndexError):
         SyntheticDataset(folder)[10**6]
 
