@@ -16,6 +16,7 @@ from it by the evaluate stage's rule::
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -102,8 +103,7 @@ class SyntheticDataset(Dataset):
 
     def relabelled(self, class_to_idx: Mapping[str, int]) -> "SyntheticDataset":
         """A copy labelled as ``class_to_idx`` (see the class docstring)."""
-        clone = object.__new__(SyntheticDataset)
-        clone.__dict__.update(self.__dict__)
+        clone = copy.copy(self)
         clone._relabel(class_to_idx)
         return clone
 

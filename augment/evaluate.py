@@ -35,8 +35,8 @@ from .config import VARIANT_PARTS, ClassifierConfig as Defaults, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
 from .mixing import UNMIXED, Mix
-from .sampling import MixedSampler, draw_weights
 from .runtime import progress, resolve_device, to_unit
+from .sampling import MixedSampler, draw_weights
 
 _INIT_LOCK = threading.Lock()  # weight init draws from torch's global RNG: one model at a time
 

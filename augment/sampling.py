@@ -129,7 +129,6 @@ class MixedSampler(Sampler[int]):
         self.num_samples = int(num_samples if num_samples is not None else expected)
         if self.num_samples < 1:
             raise ConfigError(f"num_samples: got {self.num_samples}; expected >= 1")
-        self.is_synthetic = fake
         self.generator = torch.Generator().manual_seed(seed)
 
     def epoch(self) -> torch.Tensor:
