@@ -26,7 +26,7 @@ _EXPORTS = {
     "ImageSet": "data", "load_source": "sources", "load_folder": "sources",
     "load_csv": "sources", "load_prepared": "data",
     "load_synthetic": "data",
-    "evaluate_variant": "evaluate", "fit_classifier": "evaluate",
+    "evaluate_variant": "evaluate", "fit_classifier": "classifier",
     "train_judge": "judge", "load_judge": "judge", "confidence_filter": "judge",
     "fidelity_report": "fidelity", "frechet_distance": "fidelity",
     "PrepareConfig": "config", "JudgeConfig": "config", "TrainConfig": "config", "SynthesizeConfig": "config",

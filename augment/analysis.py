@@ -53,8 +53,12 @@ def runs_table(runs: list[dict], counts: np.ndarray, classes: tuple[str, ...]) -
     return table
 
 
+GAN_PARTS = ("synthetic", "feature_gan")  # the image cGAN's samples, the feature cGAN's
+
+
 def uses_gan(variant: str) -> bool:
-    return "synthetic" in variant.split("+")
+    """Whether ``variant`` (or ``variant@tag``, a benchmark's name) draws on a cGAN."""
+    return bool(set(GAN_PARTS) & set(variant.split("@")[0].split("+")))
 
 
 def best_baseline(table: pd.DataFrame) -> str | None:
@@ -95,7 +99,7 @@ def _rounded(d: dict) -> dict:
 
 def _gan_variant(summary: dict) -> str | None:
     """The GAN variant the verdict is about: real+synthetic, else the first one with real."""
-    names = [v for v in summary["variants"] if "synthetic" in v and "real" in v]
+    names = [v for v in summary["variants"] if uses_gan(v) and "real" in v.split("+")]
     return "real+synthetic" if "real+synthetic" in names else (names[0] if names else None)
 
 
@@ -120,7 +124,16 @@ def verdict(summary: dict) -> str:
         text += (f"; against the best non-GAN baseline ({base}) they "
                  f"{_effect(summary['vs_baseline'][v]['balanced_accuracy'])}")
     n = len(summary["seeds"])
-    return text + f" ({n} paired seed{'s' if n > 1 else ''})."
+    return text + f" ({n} paired seed{'s' if n > 1 else ''}). " + best_overall(summary)
+
+
+def best_overall(summary: dict) -> str:
+    """One sentence: the variant with the highest mean balanced accuracy, and whether it is a
+    GAN variant."""
+    means = {v: s["balanced_accuracy"]["mean"] for v, s in summary["variants"].items()}
+    best = max(means, key=means.get)
+    kind = "a GAN variant" if uses_gan(best) else "not a GAN variant"
+    return f"Best variant overall: {best} ({means[best]:.4f}), {kind}."
 
 
 def metrics_json(summary: dict) -> dict:
@@ -142,6 +155,8 @@ def metrics_json(summary: dict) -> dict:
     for key in ("classic_policy", "synthetic_weight"):
         if key in summary:
             out[key] = summary[key]
+    for v, chosen in summary.get("chosen_on_val", {}).items():
+        out[f"chosen:{v}"] = {k: chosen[k] for k in ("classic", "synthetic_weight")}
     out["verdict"] = summary["verdict"]
     return out
 

@@ -6,7 +6,7 @@ re-plans its epoch count, ``epochs = done + round(seconds left / pace)``, the co
 nearest the budget, the pace being the mean time of the last three epochs (not of all: another
 job may have started or stopped on the machine). A plan may change only while it
 leaves every epoch already run with the schedule it ran (the learning-rate decay over the last
-``lr_decay`` of the epochs, the transitional conditioning): so once the decay has begun the
+``lr_decay`` of the epochs): so once the decay has begun the
 plan is fixed, and the run is the same, weight for weight, as one with ``train.epochs`` set to
 the count it reached (the train stage records it). The spent seconds travel in the
 checkpoint, so a resumed run counts the work done, not the time since its last start."""
@@ -30,18 +30,9 @@ def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:
     return min(1.0, remaining / decay) if decay > 0 else 1.0
 
 
-def conditioning_factor(epoch: int, *, epochs: int, transition: float) -> float:
-    """How much the label conditions G and D in (1-based) ``epoch``: 0 at the first epoch, rising
-    linearly to 1 after ``transition`` × ``epochs`` (Shahbazi et al. 2022: an unconditional start
-    lets the classes share what they have in common before each learns its own); 1 throughout
-    when ``transition`` is 0."""
-    return min(1.0, (epoch - 1) / (transition * epochs)) if transition > 0 else 1.0
-
-
-def schedule(epoch: int, epochs: int, cfg: TrainConfig) -> tuple[float, float]:
-    """(learning-rate factor, conditioning strength) of ``epoch`` in a run of ``epochs``."""
-    return (lr_factor(epoch, epochs=epochs, decay=cfg.lr_decay),
-            conditioning_factor(epoch, epochs=epochs, transition=cfg.transition))
+def schedule(epoch: int, epochs: int, cfg: TrainConfig) -> float:
+    """The learning-rate factor of ``epoch`` in a run of ``epochs``."""
+    return lr_factor(epoch, epochs=epochs, decay=cfg.lr_decay)
 
 
 @dataclass
@@ -58,7 +49,7 @@ class Budget:
 
     def __post_init__(self):
         # a time budget starts from an open-ended plan: the first epoch's schedule is the
-        # same under any count (full rate; the transition starts at 0)
+        # same under any count (full rate)
         self.epochs = self.epochs or (UNPLANNED if self.timed else self.cfg.epochs)
 
     @classmethod
@@ -78,8 +69,8 @@ class Budget:
         while self.done < self.epochs:
             yield self.done + 1
 
-    def schedule(self, epoch: int) -> tuple[float, float]:
-        """(learning-rate factor, conditioning strength) of ``epoch`` under the plan."""
+    def schedule(self, epoch: int) -> float:
+        """The learning-rate factor of ``epoch`` under the plan."""
         return schedule(epoch, self.epochs, self.cfg)
 
     def start(self) -> None:

@@ -41,30 +41,47 @@ POLICIES: dict[str, Callable[[int], A.BasicTransform]] = {
 POLICY_BY_CHANNELS = {1: "affine,elastic,noise", 3: "crop,flip,color"}
 
 
+NONE = "none"  # the policy that changes nothing: a candidate of the choice on val
+AUTO = "auto"  # evaluate.classic: choose among :func:`candidates` on val, once per run
+
+
 def policy_for(channels: int) -> str:
     """The default policy for images with ``channels`` channels (1: grey, 3: colour)."""
     return POLICY_BY_CHANNELS[channels]
 
 
+def candidates(channels: int) -> tuple[str, ...]:
+    """What ``auto`` chooses among: the channel default, nothing, and each of its ops alone
+    (in this order, so a tie on val keeps the earlier)."""
+    default = policy_for(channels)
+    return (default, NONE, *default.split(","))
+
+
 def check_policy(policy: str, *, key: str = "policy") -> tuple[str, ...]:
-    """The policy's names; ConfigError naming ``key`` for an empty or unknown name."""
+    """The policy's names (none for ``none``); ConfigError naming ``key`` for an empty or
+    unknown name."""
+    if policy == NONE:
+        return ()
     names = tuple(n.strip() for n in policy.split(",") if n.strip())
     unknown = [n for n in names if n not in POLICIES]
     if unknown or not names:
-        raise ConfigError(f"{key}: got {policy!r}; use a comma-separated list of "
+        raise ConfigError(f"{key}: got {policy!r}; use {NONE!r} or a comma-separated list of "
                           f"{', '.join(POLICIES)}")
     return names
 
 
 def classic_augment(policy: str, *, image_size: int, seed: int
-                    ) -> Callable[[np.ndarray], np.ndarray]:
-    """A function uint8 N×C×H×W → a freshly augmented uint8 copy, one random draw per image.
+                    ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function uint8 N×C×H×W → a freshly augmented uint8 copy, one random draw per image
+    (None for ``none``).
 
     albumentations ignores global seeds, so the pipeline carries its own: the same ``seed``
     and the same calls give the same images.
     """
-    pipeline = A.Compose([POLICIES[n](image_size) for n in check_policy(policy)],
-                         seed=seed, strict=True)
+    names = check_policy(policy)
+    if not names:
+        return None
+    pipeline = A.Compose([POLICIES[n](image_size) for n in names], seed=seed, strict=True)
 
     def apply(images: np.ndarray) -> np.ndarray:
         # albumentations works on H×W×C images; ours are C×H×W.

@@ -8,6 +8,7 @@ these frozen dataclasses (or plain keyword arguments), never the YAML file.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -25,11 +26,13 @@ LOSSES = ("hinge", "bce", "wgan-gp")
 # A variant is "+"-joined parts, each of a kind: the data (real, synthetic); treatments of the
 # training set (oversample: balance classes by resampling; classic: albumentations per epoch);
 # of the training loss (balanced_softmax, logit_adjust, drw: at most one); of the prediction
-# (posthoc); of the batch (mixup, remix: at most one). augment/longtail.py implements the loss
+# (posthoc); of the batch (mixup). augment/longtail.py implements the loss
 # and prediction parts, augment/mixing.py the batch ones.
 VARIANT_PARTS = {"real": "data", "synthetic": "data", "oversample": "set", "classic": "set",
                  "balanced_softmax": "loss", "logit_adjust": "loss", "drw": "loss",
-                 "posthoc": "prediction", "mixup": "mixing", "remix": "mixing"}
+                 "posthoc": "prediction", "mixup": "mixing",
+                 "split_bn": "norm", "decoupled": "head", "feature_gaussian": "head",
+                 "feature_gan": "head"}
 RUNNERS = ("threads", "dask", "ray")
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -92,7 +95,7 @@ class ClassifierConfig:
     device: Device = setting("auto", "auto (CUDA when present) | cpu | cuda")
 
     def fit_kwargs(self) -> dict:
-        """Keyword arguments of :func:`augment.evaluate.fit_classifier`."""
+        """Keyword arguments of :func:`augment.classifier.fit_classifier`."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(ClassifierConfig)}
 
 
@@ -143,30 +146,13 @@ class TrainConfig:
     diffaug: Optional[str] = setting(
         None, "DiffAugment policy, e.g. 'translation,cutout'; '' = off; null = preset's "
         "(dcgan: off, on when balanced epochs repeat the rarest class >= 30x; sngan: on)")
-    ada_target: float = setting(
-        0.0, "ADA (Karras et al. 2020): run diffaug's ops with a probability p that adapts "
-        "until E[sign D(real)] sits at this target (ADA's 0.6); 0 = ops always on", lo=0, hi=1,
-        hi_open=True)
-    ada_kimg: float = setting(100.0, "ADA: thousands of real images over which p can move "
-                              "from 0 to 1", lo=0, lo_open=True)
     r1_gamma: float = setting(0.0, "R1 penalty weight on real data (0 = off)", lo=0)
-    lecam_weight: float = setting(
-        0.0, "LeCam regulariser on D's logits (Tseng et al. 2021; 0.3 in their limited-data "
-        "runs); 0 = off", lo=0)
     cls_weight: Optional[float] = setting(
         None, "dual-projection class term (P2GAN), conv presets; null = preset's (0.2 above "
         "16 px, 0 at 16 px and below)", lo=0)
     ms_weight: Optional[float] = setting(
         None, "mode-seeking term (MSGAN): spread within a class; null = preset's (conv 0.2, "
         "classic 0)", lo=0)
-    transition: float = setting(
-        0.0, "transitional training (Shahbazi et al. 2022): the label's hold on G and D rises "
-        "from 0 at the first epoch to full after this fraction of the epochs; 0 = conditional "
-        "throughout", lo=0, hi=1)
-    gsr_weight: float = setting(
-        0.0, "group spectral regularisation (gSR, Rangwani et al. 2022) of G's class-"
-        "conditional BN parameters, against tail classes collapsing on a long tail; 0 = off",
-        lo=0)
     gp_weight: float = setting(10.0, "gradient-penalty weight (loss: wgan-gp only)", lo=0)
     amp: bool = setting(True, "bf16 autocast where the device runs it natively (CUDA, CPUs with "
                         "AMX / AVX512-BF16); fp32 elsewhere")
@@ -191,10 +177,6 @@ class TrainConfig:
         "synthesize.accept_failed_gan)")
 
     def __post_init__(self):
-        if self.minutes is not None and self.transition > 0:
-            raise ConfigError("train.transition shapes every epoch by the epoch count, which "
-                              "train.minutes only learns as it runs; set transition: 0 or use "
-                              "train.epochs")
         if self.preset == "classic" and self.cls_weight:
             raise ConfigError("train.cls_weight: the class term needs a projection "
                               "discriminator; use preset dcgan or sngan, or set cls_weight: 0")
@@ -237,13 +219,17 @@ class EvaluateConfig(ClassifierConfig):
          "real+synthetic", "real+synthetic+classic"),
         "'+'-joined parts: real | synthetic (the data), oversample (resample every class to the "
         "largest), classic (albumentations, redrawn each epoch), balanced_softmax | "
-        "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction), mixup | "
-        "remix (one batch mixing)")
+        "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction), mixup "
+        "(batch mixing), split_bn (synthetic images' own BatchNorm), decoupled | "
+        "feature_gaussian | feature_gan (the head re-fit on frozen real features, balanced loss; "
+        "the last two add generated tail features)")
     seeds: int = setting(5, "paired seeds seed, seed+1, ...: every variant trained once per seed",
                          lo=1)
     classic: Optional[str] = setting(
         None, "albumentations policy of the classic part: affine | elastic | noise | crop | "
-        "flip | color; null = by data (grey: affine,elastic,noise; colour: crop,flip,color)")
+        "flip | color, or none; null = by data (grey: affine,elastic,noise; colour: "
+        "crop,flip,color); auto = chosen on val once per run among that default, none and "
+        "each of its ops alone")
     equal_steps: bool = setting(True, "every variant trains for the same optimizer steps (epochs "
                                 "x one pass over the largest variant's set); false = epochs "
                                 "over its own set")
@@ -263,15 +249,12 @@ class EvaluateConfig(ClassifierConfig):
                               "(Cui et al. 2019)", lo=0, hi=1, hi_open=True)
     drw_start: float = setting(0.75, "drw: the weights switch on after this fraction of the "
                                "epochs (0.75: the last quarter)", lo=0, hi=1, hi_open=True)
-    synthetic_weight: float = setting(
+    synthetic_weight: Union[float, Literal["auto"]] = setting(
         1.0, "how often the classifier draws a synthetic image relative to a real one (1 = "
-        "alike); prior-based parts use the class mass so drawn", lo=0, hi=1, lo_open=True)
-    mixup_alpha: float = setting(1.0, "mixup, remix: λ ~ Beta(α, α) per batch (Zhang et al. "
-                                 "2018)", lo=0, lo_open=True)
-    remix_kappa: float = setting(3.0, "remix: a pair's count ratio from which its label goes "
-                                 "to the minority class (Chou et al. 2020)", lo=1, lo_open=True)
-    remix_tau: float = setting(0.5, "remix: ... when the majority image's share (λ or 1 − λ) is "
-                               "below it", lo=0, hi=1)
+        "alike); prior-based parts use the class mass so drawn; auto = chosen on val once per "
+        "run from 1, 0.5, 0.25, 0.1 (jointly with posthoc's τ)", lo=0, hi=1, lo_open=True)
+    mixup_alpha: float = setting(1.0, "mixup: λ ~ Beta(α, α) per batch (Zhang et al. 2018)",
+                                 lo=0, lo_open=True)
 
     def __post_init__(self):
         for variant in self.variants:
@@ -282,13 +265,24 @@ class EvaluateConfig(ClassifierConfig):
                     f"evaluate.variants: {variant!r} is not a variant; join parts with '+' from "
                     f"{', '.join(VARIANT_PARTS)}, each once, with real and/or synthetic "
                     "(e.g. real+synthetic+classic)")
-            for kind, what in (("loss", "training losses"), ("mixing", "batch mixings")):
+            for kind, what in (("loss", "training losses"), ("mixing", "batch mixings"),
+                               ("head", "head re-fits")):
                 chosen = [p for p in parts if VARIANT_PARTS[p] == kind]
                 if len(chosen) > 1:
                     raise ConfigError(f"evaluate.variants: {variant!r} combines the {what} "
                                       f"{' and '.join(chosen)}; a variant trains with one of "
                                       f"them, so keep one (e.g. real+{chosen[0]})")
-            if self.synthetic_weight != 1 and {"synthetic", "oversample"} <= set(parts):
+            kinds = {VARIANT_PARTS[p] for p in parts}
+            if "split_bn" in parts and ("synthetic" not in parts or "mixing" in kinds):
+                raise ConfigError(f"evaluate.variants: {variant!r}: split_bn gives synthetic "
+                                  "images their own BatchNorm statistics; it needs synthetic "
+                                  "and no mixup (which blends real and synthetic images)")
+            if "head" in kinds and "prediction" in kinds:
+                raise ConfigError(f"evaluate.variants: {variant!r} re-fits the head with the "
+                                  "balanced loss and corrects the prediction post hoc; keep "
+                                  "one of them")
+            fixed = self.synthetic_weight not in (1, "auto")
+            if fixed and {"synthetic", "oversample"} <= set(parts):
                 raise ConfigError(f"evaluate.variants: {variant!r} oversamples a set whose "
                                   f"synthetic images evaluate.synthetic_weight "
                                   f"{self.synthetic_weight} draws less often; drop oversample "
@@ -297,7 +291,7 @@ class EvaluateConfig(ClassifierConfig):
             raise ConfigError(f"evaluate.variants: {list(self.variants)} lists a variant twice")
         from .classic import check_policy
 
-        if self.classic is not None:
+        if self.classic not in (None, "auto"):
             check_policy(self.classic, key="evaluate.classic")
 
     def fit_kwargs(self) -> dict:
@@ -446,3 +440,20 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 def stage_config(params: Mapping, section: str):
     """The validated frozen config of one stage's section of ``params``."""
     return from_dict(STAGE_CONFIGS[section], params.get(section), section=section)
+
+
+def override(params: Mapping, assignments: list[str]) -> dict:
+    """A copy of ``params`` with ``section.key=value`` (or the top-level ``seed=value``)
+    assignments applied, each value parsed as YAML, like ``dvc exp run -S``: the one parser of
+    overrides the benchmarks use."""
+    params = copy.deepcopy(dict(params))
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r}: expected section.key=value or seed=value")
+        *parents, leaf = key.split(".")
+        node = params
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
+    return params

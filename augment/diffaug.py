@@ -3,8 +3,7 @@ images before the discriminator, so D cannot memorise a small training set.
 
 Each op is a tensor → tensor function on a batch ``B×C×H×W`` in ``[-1, 1]``; a policy string
 such as ``"translation,cutout"`` names which ops run, in order. Randomness comes from torch's
-global generator, which training seeds. With an ADA target (Karras et al. 2020) the same ops
-run with a probability that adapts to how far D has overfitted (:class:`AdaptiveAugment`).
+global generator, which training seeds.
 """
 
 from __future__ import annotations
@@ -86,55 +85,14 @@ POLICIES: dict[str, tuple[Op, ...]] = {
 }
 
 
-class AdaptiveAugment:
-    """ADA's adaptive probability (Karras et al. 2020) over a DiffAugment policy's ops.
-
-    Each op runs on each image with probability ``p``. After every D step, :meth:`observe` moves
-    ``p`` by ± batch / (``kimg`` × 1000) towards D's overfitting heuristic r_t = E[sign D(x_real)]
-    reaching ``target``: up while D is surer than that of the real images, down otherwise, so
-    ``p`` can go from 0 to 1 in ``kimg`` thousand real images. ``p`` stays a device tensor (no
-    sync per step); each data-parallel rank adapts its own.
-    """
-
-    def __init__(self, ops: list[Op], *, target: float, kimg: float):
-        self.ops, self.target, self.rate = ops, target, 1.0 / (kimg * 1000)
-        self.p = torch.zeros(())
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.p = self.p.to(x.device)
-        for op in self.ops:
-            x = torch.where(_uniform(x) < self.p, op(x), x)
-        return x
-
-    def observe(self, real_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Adapt ``p`` to one D step's logits on (augmented) real images; returns it to log."""
-        r_t = torch.sign(real_logits.detach().float()).mean()
-        step = torch.sign(r_t - self.target) * len(real_logits) * self.rate
-        self.p = (self.p.to(r_t.device) + step).clamp(0.0, 1.0)
-        return {"ada_p": self.p, "ada_rt": r_t}
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"p": self.p.detach().cpu()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.p = state["p"].clone()
-
-
-def make_diffaug(policy: str, *, ada_target: float = 0.0, ada_kimg: float = 100.0) -> Op:
-    """Compose the ops a policy string names (comma-separated; ``""`` = identity), always on,
-    or with ``ada_target`` > 0 at ADA's adaptive probability (:class:`AdaptiveAugment`)."""
+def make_diffaug(policy: str) -> Op:
+    """Compose the ops a policy string names (comma-separated; ``""`` = identity)."""
     names = [p.strip() for p in policy.split(",") if p.strip()]
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
         raise ConfigError(f"train.diffaug: unknown op(s) {', '.join(unknown)}; "
                           f"allowed: {', '.join(POLICIES)} (comma-separated, '' for none)")
     ops = [op for n in names for op in POLICIES[n]]
-    if ada_target > 0:
-        if not ops:
-            raise ConfigError("train.ada_target adapts how often train.diffaug's ops run, and "
-                              "the policy is empty; name ops (e.g. diffaug: "
-                              "'color,translation,cutout') or set ada_target: 0")
-        return AdaptiveAugment(ops, target=ada_target, kimg=ada_kimg)
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         for op in ops:

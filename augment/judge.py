@@ -4,7 +4,7 @@ It plays two roles that need no download (unlike Inception-based FID):
 - its penultimate activations are the feature space of the domain FID (:mod:`augment.fidelity`);
 - its softmax confidence filters samples at synthesis time (:func:`confidence_filter`).
 
-It is the same :class:`~augment.evaluate.SmallCNN` the evaluate stage trains, selected on val.
+It is the same :class:`~augment.classifier.SmallCNN` the evaluate stage trains, selected on val.
 The checkpoint holds plain tensors and primitives (``torch.load(..., weights_only=True)``).
 """
 
@@ -21,7 +21,7 @@ from torch import nn
 
 from .data import ImageSet
 from .errors import CheckpointError
-from .evaluate import SmallCNN, fit_classifier
+from .classifier import SmallCNN, fit_classifier
 from .io import torch_save
 from .runtime import resolve_device, to_unit
 

@@ -15,7 +15,7 @@ or a full synthetic fill at weight 1 π is uniform and the prior-based parts cha
   accuracy, jointly with the epoch (ties: the smallest τ).
 
 :func:`treatment` picks the functions once per variant (registries :data:`LOSSES`,
-:data:`RULES`, and :data:`augment.mixing.MIXES` for ``mixup`` / ``remix``); a training step only
+:data:`RULES`, and :data:`augment.mixing.MIXES` for ``mixup``); a training step only
 calls the loss and the mix it was given. Every loss takes integer labels or, after a mix, soft
 targets.
 """
@@ -32,8 +32,8 @@ from sklearn.metrics import balanced_accuracy_score
 
 from .config import EvaluateConfig
 from .errors import DataError
-from .evaluate import PLAIN, Loss, Treatment
-from .mixing import MIXES, UNMIXED
+from .classifier import PLAIN, UNMIXED, Loss, Treatment
+from .mixing import MIXES
 
 
 def log_prior(counts: np.ndarray) -> np.ndarray:
@@ -126,7 +126,7 @@ RULES = {"posthoc": posthoc}
 
 
 def treatment(variant: str, counts: np.ndarray, cfg: EvaluateConfig) -> Treatment:
-    """The :class:`~augment.evaluate.Treatment` of ``variant`` whose training set has ``counts``
+    """The :class:`~augment.classifier.Treatment` of ``variant`` whose training set has ``counts``
     images per class (:func:`augment.evaluate.variant_counts`); :data:`PLAIN` parts otherwise."""
     parts = variant.split("+")
     losses = [LOSSES[p] for p in parts if p in LOSSES]

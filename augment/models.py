@@ -41,10 +41,7 @@ def resolution_plan(size: int) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------ dcgan preset
 class CondBatchNorm(nn.Module):
-    """BatchNorm whose scale and shift come from the class label: BN(x)·γ_y + β_y; with
-    ``strength`` s < 1 (a transitional run's early epochs), BN(x)·(1 + s(γ_y − 1)) + s·β_y."""
-
-    strength: float = 1.0  # how much the label conditions (augment.train.set_conditioning)
+    """BatchNorm whose scale and shift come from the class label: BN(x)·γ_y + β_y."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
@@ -55,15 +52,7 @@ class CondBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.embed(y)[:, :, None, None].chunk(2, dim=1)  # each B×C×1×1
-        # lerp(1, γ, 1) is γ exactly: a conditional run gives the bytes it gave before
-        return self.bn(x) * torch.lerp(torch.ones_like(gamma), gamma, self.strength) \
-            + self.strength * beta
-
-    def class_params(self) -> torch.Tensor:
-        """Every class's departure from plain BN, [γ − 1, β]: K × 2C (for gSR)."""
-        c = self.bn.num_features
-        identity = torch.cat([torch.ones(c), torch.zeros(c)]).to(self.embed.weight)
-        return self.embed.weight - identity
+        return self.bn(x) * gamma + beta
 
 
 class UpBlock(nn.Module):
@@ -171,10 +160,7 @@ class MinibatchStd(nn.Module):
 
 class ProjectionDiscriminator(nn.Module):
     """SN convs down to s0, minibatch std + SN conv3×3, global sum pool → h;
-    logit = ψ(h) + s·⟨embed(y), h⟩ (projection; ``strength`` s = 1 but early in a
-    transitional run)."""
-
-    strength: float = 1.0
+    logit = ψ(h) + ⟨embed(y), h⟩ (projection)."""
 
     down = staticmethod(sngan_down)
 
@@ -205,7 +191,7 @@ class ProjectionDiscriminator(nn.Module):
         The second term doubles as a classifier's logits (dual projection, Han et al. 2021).
         """
         h = self.pooled(x, parts)
-        return self.linear(h).squeeze(1), self.strength * (h @ self.embed.weight.t())
+        return self.linear(h).squeeze(1), h @ self.embed.weight.t()
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, parts: int = 1) -> torch.Tensor:
         psi, classes = self.scores(x, parts)
@@ -220,9 +206,7 @@ class StridedProjectionDiscriminator(ProjectionDiscriminator):
 
 # ---------------------------------------------------------------------------- classic preset
 class MLPGenerator(nn.Module):
-    """[z, s·one-hot(y)] → width → 2·width → 4·width (BN, LeakyReLU) → C·H·W → tanh."""
-
-    strength: float = 1.0
+    """[z, one-hot(y)] → width → 2·width → 4·width (BN, LeakyReLU) → C·H·W → tanh."""
 
     def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
                  width: int):
@@ -235,14 +219,12 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(dims[-1], math.prod(image_shape)), nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = torch.cat([z, self.strength * F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
+        h = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
         return self.net(h).view(len(z), *self.image_shape)
 
 
 class MLPDiscriminator(nn.Module):
-    """[flatten(x), s·one-hot(y)] → 2·width → width (LeakyReLU, dropout) → logit."""
-
-    strength: float = 1.0
+    """[flatten(x), one-hot(y)] → 2·width → width (LeakyReLU, dropout) → logit."""
 
     def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int, width: int, **_):
         super().__init__()
@@ -254,7 +236,7 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, parts: int = 1) -> torch.Tensor:
         # per-sample (no minibatch statistics): ``parts`` changes nothing
-        h = torch.cat([x.flatten(1), self.strength * F.one_hot(y, self.num_classes).to(x.dtype)],
+        h = torch.cat([x.flatten(1), F.one_hot(y, self.num_classes).to(x.dtype)],
                       dim=1)
         return self.net(h).squeeze(1)
 

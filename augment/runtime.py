@@ -7,6 +7,8 @@ import os
 import random
 import signal
 import sys
+import threading
+from contextlib import contextmanager
 from typing import Callable, Iterable, TypeVar
 
 import numpy as np
@@ -16,6 +18,17 @@ from tqdm.auto import tqdm
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+_INIT_LOCK = threading.Lock()  # weight init draws from torch's global RNG: one model at a time
+
+
+@contextmanager
+def seeded_init(seed: int):
+    """Modules built inside get initial weights that follow ``seed`` alone: torch's global RNG
+    is seeded under a lock, so concurrent fits in threads do not interleave their draws."""
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        yield
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

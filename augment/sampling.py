@@ -6,7 +6,7 @@ drawn with probability ``synthetic_weight`` per pass (:func:`weighted_order`), s
 sees the class mass ``n_real + w·n_synthetic`` (what the prior-based evaluate parts correct
 for). ``balance`` first repeats random images of each class up to the largest class
 (:func:`augment.data.balanced_index`, the ``oversample`` part). The evaluate stage's classifier
-(:func:`augment.evaluate.fit_classifier`) draws its batches through :class:`MixedSampler`, so a
+(:func:`augment.classifier.fit_classifier`) draws its batches through :class:`MixedSampler`, so a
 loop that uses the sampler with the same seed and ``num_samples`` sees the same images in the
 same order as the report's classifier::
 

@@ -408,8 +408,8 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     (loss, prediction rule) is built here once, from its training set's class counts.
     """
     from . import analysis
-    from .classic import policy_for
-    from .evaluate import common_steps, evaluate_variant, variant_counts
+    from .evaluate import (common_steps, evaluate_variant, pick_on_val, settings_grid,
+                           variant_counts)
     from .longtail import treatment
 
     cfg, seed = stage_config(params, "evaluate"), params.get("seed", 0)
@@ -422,22 +422,40 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     steps = (common_steps(cfg.variants, splits["train"].labels, fake_labels,
                           batch_size=cfg.batch_size) if cfg.equal_steps else None)
     num_classes = len(splits["train"].classes)
-    treatments = {v: treatment(v, variant_counts(v, splits["train"].labels, fake_labels,
-                                                 num_classes=num_classes,
-                                                 synthetic_weight=cfg.synthetic_weight), cfg)
-                  for v in cfg.variants}
-    policy = cfg.classic or policy_for(splits["train"].images.shape[1])  # one for every job
-    jobs = [dict(variant=v, splits=splits, synthetic=fake, seed=seed + i, steps_per_epoch=steps,
-                 treatment=treatments[v], **{**cfg.fit_kwargs(), "classic": policy})
+    grid = {v: settings_grid(v, synthetic_weight=cfg.synthetic_weight, classic=cfg.classic,
+                             channels=splits["train"].images.shape[1]) for v in cfg.variants}
+
+    def job(variant: str, setting: dict, i: int) -> dict:
+        counts = variant_counts(variant, splits["train"].labels, fake_labels,
+                                num_classes=num_classes,
+                                synthetic_weight=setting["synthetic_weight"])
+        return dict(variant=variant, splits=splits, synthetic=fake, seed=seed + i,
+                    steps_per_epoch=steps, treatment=treatment(variant, counts, cfg),
+                    **{**cfg.fit_kwargs(), **setting})
+
+    run = runner or (lambda fn, js: [fn(**j) for j in js])
+    trials = [(v, setting) for v in cfg.variants if len(grid[v]) > 1 for setting in grid[v]]
+    tried = run(evaluate_variant, [job(v, setting, 0) for v, setting in trials])
+    chosen, first = pick_on_val(trials, tried)  # once per run, on the first seed's val
+    settings = {v: chosen.get(v, grid[v][0]) for v in cfg.variants}
+    pending = [(i, v) for i in range(cfg.seeds) for v in cfg.variants
+               if not (i == 0 and v in chosen)]
+    done = dict(zip(pending, run(evaluate_variant, [job(v, settings[v], i)
+                                                     for i, v in pending])))
+    runs = [first[v] if (i, v) not in done else done[i, v]
             for i in range(cfg.seeds) for v in cfg.variants]
-    runs = (runner or (lambda fn, js: [fn(**j) for j in js]))(evaluate_variant, jobs)
     train = splits["train"]
     table = analysis.runs_table(runs, train.counts(), train.classes)
     summary = analysis.summarize(table)
-    if any("classic" in v.split("+") for v in cfg.variants):
-        summary["classic_policy"] = policy
-    if needs_synthetic and cfg.synthetic_weight != 1:
+    policies = {settings[v]["classic"] for v in cfg.variants if "classic" in v.split("+")}
+    if policies and cfg.classic != "auto":
+        summary["classic_policy"] = policies.pop()
+    if needs_synthetic and cfg.synthetic_weight not in (1, "auto"):
         summary["synthetic_weight"] = cfg.synthetic_weight
+    summary["chosen_on_val"] = {
+        v: {**chosen[v], "tried": len(grid[v]),
+            "seconds": round(sum(r["seconds"] for (w, _), r in zip(trials, tried) if w == v), 2)}
+        for v in chosen}
     write_evaluation_plots(Path(plots), table, summary, train.classes)
     _write_report(Path(report), Path(plots), summary, train, fake,
                   warnings=_generator_warning(Path(synthetic)) if fake is not None else [])
@@ -515,6 +533,11 @@ def _settings_notes(summary: dict) -> list[str]:
         notes.append(f"Synthetic images are drawn {weight:g} times as often as real ones "
                      "(evaluate.synthetic_weight); a GAN variant's prior max/min is that of "
                      "the class mass so drawn.")
+    for v, c in summary.get("chosen_on_val", {}).items():
+        picks = ([f"classic `{c['classic']}`"] if "classic" in v.split("+") else []) + (
+            [f"synthetic_weight {c['synthetic_weight']:g}"] if "synthetic" in v.split("+") else [])
+        notes.append(f"`{v}` chose {' and '.join(picks)} on the first seed's val, of "
+                     f"{c['tried']} settings ({c['seconds']:g} s); every seed trains with it.")
     return notes
 
 

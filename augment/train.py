@@ -112,7 +112,6 @@ class GAN:
                 "discriminator": self.discriminator.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "ema_steps": self.ema.steps, "rng": rng_state(self.device),
-                "loss": self.loss.state_dict(),  # ADA's p, LeCam's anchors (when on)
                 **({"budget": self.budget.state()} if self.budget and self.budget.timed
                    else {})}  # a time budget's plan and spent seconds (resume counts them)
 
@@ -142,7 +141,6 @@ class GAN:
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
             self.ema.steps = int(state["ema_steps"])
-            self.loss.load_state_dict(state.get("loss", {}))
             set_rng_state(state["rng"], self.device)
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise CheckpointError(
@@ -165,22 +163,12 @@ def setup(cfg: TrainConfig, *, image_shape, num_classes: int, device: torch.devi
     world.broadcast_state(g, d)
     g = world.sync_batchnorm(g)
     ema = EMA(g, cfg.ema_decay)
-    augment = make_diffaug(cfg.diffaug, ada_target=cfg.ada_target, ada_kimg=cfg.ada_kimg)
-    loss = make_loss(cfg.loss, augment=augment, gp_weight=cfg.gp_weight, r1_gamma=cfg.r1_gamma,
-                     cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight,
-                     gsr_weight=cfg.gsr_weight, lecam_weight=cfg.lecam_weight)
+    loss = make_loss(cfg.loss, augment=make_diffaug(cfg.diffaug), gp_weight=cfg.gp_weight,
+                     r1_gamma=cfg.r1_gamma, cls_weight=cfg.cls_weight, ms_weight=cfg.ms_weight)
     return GAN(g, ema, d,
                torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas),
                torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas),
                loss, hparams, cfg, mixed_precision(device, cfg.amp), world)
-
-
-def set_conditioning(gan: GAN, strength: float) -> None:
-    """The conditioning strength of the training G and D (the EMA generator, which samples,
-    keeps 1)."""
-    for module in (*gan.generator.modules(), *gan.discriminator.modules()):
-        if hasattr(module, "strength"):
-            module.strength = strength
 
 
 def set_lr(gan: GAN, factor: float) -> None:
@@ -216,7 +204,7 @@ def g_step(gan: GAN, fakes: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) 
     """One generator update through D's view of ``fakes = (G(z, y), z)``, then the EMA update."""
     fake, z = fakes
     with gan.autocast():
-        g_loss = gan.loss.generator(gan.discriminator, fake, y, z, gan.generator)
+        g_loss = gan.loss.generator(gan.discriminator, fake, y, z)
     _step(gan, gan.opt_g, gan.generator, g_loss)
     gan.ema.update_parameters(gan.generator)
     return {"g_loss": g_loss.detach()}
@@ -278,9 +266,7 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
         first_bad = torch.tensor(n, device=device)  # first step with a non-finite loss (n: none)
         perm = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))].to(device)
         torch.manual_seed(rank_generator_seed(seed, epoch, world.rank))  # latents, DiffAugment
-        lr, conditioning = budget.schedule(epoch)
-        set_lr(gan, lr)
-        set_conditioning(gan, conditioning)
+        set_lr(gan, budget.schedule(epoch))
         done = (epoch - 1) * (n // bs)  # D steps before this epoch: the count runs across epochs
         for step in range(n // bs):
             idx = perm[step * bs:(step + 1) * bs][world.rank::world.size]  # this rank's share

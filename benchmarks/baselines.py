@@ -26,7 +26,8 @@ from augment import stages
 from augment.config import load_params
 from augment.io import write_json
 
-from benchmarks.evidence import SOURCES, override
+from augment.config import override
+from benchmarks.evidence import SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,11 +34,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from augment import stages
 from augment.analysis import paired
-from augment.config import load_params
+from augment.config import load_params, override
 from augment.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,19 +45,6 @@ SOURCES = {"digits": {"source": "digits"},
            "mnist": {"source": "mnist", "root": str(ROOT.parent / "shared" / "data")},
            # real CIFAR-10 photos, split layout: train/<class>/*.jpg and the official test/
            "cifar10": {"source": "folder", "root": str(ROOT.parent / "shared" / "data" / "cifar10")}}
-
-
-def override(params: dict, assignments: list[str]) -> dict:
-    """``section.key=value`` or ``seed=value`` (value parsed as YAML), like ``dvc exp run -S``."""
-    params = copy.deepcopy(params)
-    for item in assignments:
-        key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
-        if name:
-            params[section][name] = yaml.safe_load(value)
-        else:  # a top-level key: the shared seed
-            params[section] = yaml.safe_load(value)
-    return params
 
 
 def run_pipeline(params: dict, work: Path, upto: str = "evaluate") -> tuple[dict, dict]:

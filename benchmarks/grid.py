@@ -49,7 +49,8 @@ from augment import stages  # noqa: E402
 from augment.config import load_params  # noqa: E402
 from augment.io import write_json  # noqa: E402
 
-from benchmarks.evidence import SOURCES, override  # noqa: E402
+from augment.config import override  # noqa: E402
+from benchmarks.evidence import SOURCES  # noqa: E402
 
 PER_SEED = ("runs.csv", "per_class_recall.csv")  # what each fit writes, seed by seed
 RUNNERS = ("threads-1", "threads-N", "dask-Nx1", "ray-N", "dask-trim-Nx1")

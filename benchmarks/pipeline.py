@@ -26,19 +26,11 @@ from pathlib import Path
 
 import yaml
 
+from augment.config import override
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "judge", "train", "synthesize", "evaluate")
 COPY = ["augment", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
-
-
-def set_param(params: dict, assignment: str) -> None:
-    """Apply ``a.b=value`` (value parsed as YAML) to nested ``params``."""
-    key, _, value = assignment.partition("=")
-    *parents, leaf = key.split(".")
-    node = params
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = yaml.safe_load(value)
 
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:
@@ -54,9 +46,7 @@ def make_repo(overrides: list[str]) -> tuple[Path, dict]:
     for item in COPY:
         (repo / item).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, repo / item)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for assignment in overrides:
-        set_param(params, assignment)
+    params = override(yaml.safe_load((repo / "params.yaml").read_text()), overrides)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PYTHONPATH": str(repo), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",

@@ -27,7 +27,8 @@ from augment.io import write_json
 from augment.judge import judge_outputs, load_judge
 from augment.synthesize import synthesize
 
-from benchmarks.evidence import ROOT, SOURCES, override, run_pipeline
+from augment.config import override
+from benchmarks.evidence import ROOT, SOURCES, run_pipeline
 
 
 def acceptance(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray, *, tau: float,

@@ -16,7 +16,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 import augment
 from augment.config import ClassifierConfig as C
-from augment.evaluate import seeded_classifier
+from augment.classifier import seeded_classifier
 
 
 def scale(x):  # uint8 → [-1, 1], as the evaluate stage feeds its classifier

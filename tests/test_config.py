@@ -101,7 +101,8 @@ def test_library_functions_take_their_defaults_from_the_configs():
     import inspect
 
     import augment
-    from augment.evaluate import SmallCNN, evaluate_variant, fit_classifier
+    from augment.classifier import SmallCNN, fit_classifier
+    from augment.evaluate import evaluate_variant
     from augment.synthesize import balance_counts
     from augment.train import train_gan
 

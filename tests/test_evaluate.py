@@ -211,7 +211,7 @@ def test_synthetic_weight_with_oversample_is_refused():
 
 
 @pytest.mark.parametrize("variant, parts", [("real+drw", "drw"), ("real+mixup", "mixup"),
-                                            ("real+remix+posthoc", "remix, posthoc")])
+                                            ("real+mixup+posthoc", "mixup, posthoc")])
 def test_a_loss_or_mixing_part_without_its_treatment_is_refused(variant, parts):
     """Called directly, a loss or mixing variant without a treatment would silently train
     plainly."""

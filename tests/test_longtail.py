@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from augment import longtail
 from augment.config import VARIANT_PARTS, EvaluateConfig
 from augment.errors import DataError
-from augment.evaluate import PLAIN, fit_classifier
+from augment.classifier import PLAIN, fit_classifier
 from conftest import fabricate_images
 
 LOGITS = torch.tensor([[1.0, 0.0], [0.5, 2.0]])

@@ -1,4 +1,4 @@
-"""The mixing parts (mixup, remix) against their formulas, on numbers small enough to do by hand."""
+"""The mixing part (mixup) against its formulas, on numbers small enough to do by hand."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from augment import longtail, mixing
-from augment.config import VARIANT_PARTS, EvaluateConfig, from_dict
-from augment.errors import ConfigError
-from augment.evaluate import PLAIN, evaluate_variant, fit_classifier
+from augment.classifier import PLAIN, UNMIXED, fit_classifier
+from augment.config import VARIANT_PARTS, EvaluateConfig
+from augment.evaluate import evaluate_variant
 from conftest import fabricate_images
 
 X = torch.tensor([0.0, 10.0, 4.0]).reshape(3, 1, 1, 1)
@@ -42,40 +42,6 @@ def test_mixup_lambda_follows_beta_alpha():
         assert np.var(lams) == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.1)
 
 
-@pytest.mark.parametrize("lam, n_i, n_j, weight", [
-    (0.3, 100.0, 10.0, 0.0),   # majority i, its share small: the label is the minority's
-    (0.7, 100.0, 10.0, 0.7),   # majority i, its share large: plain mixup
-    (0.7, 10.0, 100.0, 1.0),   # minority i, the majority's share 1 − λ small: minority's
-    (0.3, 10.0, 100.0, 0.3),   # minority i, the majority's share large: plain mixup
-    (0.3, 20.0, 10.0, 0.3),    # ratio 2 < κ = 3: plain mixup
-    (0.3, 30.0, 10.0, 0.0),    # ratio exactly κ counts
-    (0.7, 10.0, 30.0, 1.0),    # ... as does exactly 1/κ
-])
-def test_remix_label_weight_by_hand(lam, n_i, n_j, weight):
-    got = mixing.remix_weight(lam, torch.tensor([n_i]), torch.tensor([n_j]), kappa=3.0, tau=0.5)
-    assert got.tolist() == [pytest.approx(weight)]
-
-
-def test_remix_on_a_balanced_set_is_mixup():
-    cfg = EvaluateConfig()
-    flat = mixing.remix(np.array([5, 5]), cfg)(X, Y, np.random.default_rng(1))
-    plain = mixing.mixup(np.array([5, 5]), cfg)(X, Y, np.random.default_rng(1))
-    assert all(torch.equal(a, b) for a, b in zip(flat, plain))
-
-
-def test_remix_moves_labels_to_the_rare_class_where_mixup_does_not():
-    counts = np.array([100, 10])
-    y = torch.tensor([0] * 8 + [1] * 8)
-    x = torch.zeros(16, 1, 1, 1)
-    cfg = EvaluateConfig()
-    rare = [mixing.remix(counts, cfg)(x, y, np.random.default_rng(s))[1][:, 1].sum().item()
-            for s in range(50)]
-    plain = [mixing.mixup(counts, cfg)(x, y, np.random.default_rng(s))[1][:, 1].sum().item()
-             for s in range(50)]
-    assert np.mean(plain) == pytest.approx(8)  # mixup keeps each class's target mass
-    assert np.mean(rare) > 8.5  # remix gives the rare class more of it
-
-
 def test_losses_take_soft_targets_as_the_same_weighted_mean():
     logits = torch.tensor([[1.0, 0.0], [0.5, 2.0]])
     hard, onehot = torch.tensor([0, 1]), torch.eye(2)
@@ -94,30 +60,16 @@ def test_losses_take_soft_targets_as_the_same_weighted_mean():
         .sum(1).mean().item())
 
 
-def test_remix_kappa_must_exceed_1():
-    """At κ = 1 a pair of equal classes meets both of remix's rules."""
-    with pytest.raises(ConfigError, match="evaluate.remix_kappa"):
-        from_dict(EvaluateConfig, {"remix_kappa": 1.0}, section="evaluate")
-    assert from_dict(EvaluateConfig, {"remix_kappa": 1.5}, section="evaluate").remix_kappa == 1.5
-
-
-def test_two_mixings_in_one_variant_are_refused():
-    with pytest.raises(ConfigError, match=r"evaluate.variants: 'real\+mixup\+remix' combines "
-                                          "the batch mixings mixup and remix"):
-        EvaluateConfig(variants=("real+mixup+remix",))
-    EvaluateConfig(variants=("real+remix+balanced_softmax+classic", "real+synthetic+mixup"))
-
-
 def test_registry_covers_the_configs_mixing_parts():
     assert set(mixing.MIXES) == {p for p, k in VARIANT_PARTS.items() if k == "mixing"}
 
 
 def test_treatment_carries_the_mix_and_plain_parts_stay_unmixed():
     cfg = EvaluateConfig()
-    assert longtail.treatment("real+classic", np.array([3, 1]), cfg).mix is mixing.UNMIXED
-    assert PLAIN.mix is mixing.UNMIXED
-    t = longtail.treatment("real+remix+balanced_softmax", np.array([3, 1]), cfg)
-    assert t.mix.func is mixing.remix_batch and t.loss(1)(X.flatten()[:2].reshape(1, 2),
+    assert longtail.treatment("real+classic", np.array([3, 1]), cfg).mix is UNMIXED
+    assert PLAIN.mix is UNMIXED
+    t = longtail.treatment("real+mixup+balanced_softmax", np.array([3, 1]), cfg)
+    assert t.mix.func is mixing.mixup_batch and t.loss(1)(X.flatten()[:2].reshape(1, 2),
                                                           torch.tensor([[0.5, 0.5]])).ndim == 0
 
 
@@ -133,14 +85,13 @@ def test_training_with_mixup_is_seeded_and_changes_the_weights():
 
     assert torch.equal(fit("real+mixup"), fit("real+mixup"))
     assert not torch.equal(fit("real+mixup"), fit("real"))
-    assert not torch.equal(fit("real+mixup"), fit("real+remix"))  # 12:2 ≥ κ: labels move
 
 
 def test_evaluate_variant_runs_a_mixed_variant_end_to_end():
     splits = {"train": fabricate_images([12, 3]), "val": fabricate_images([4, 4], seed=1),
               "test": fabricate_images([4, 4], seed=2)}
     cfg = EvaluateConfig(epochs=2, batch_size=4, width=4)
-    t = longtail.treatment("real+remix+classic", np.array([12, 3]), cfg)
-    out = evaluate_variant("real+remix+classic", splits, None, seed=0, device="cpu",
+    t = longtail.treatment("real+mixup+classic", np.array([12, 3]), cfg)
+    out = evaluate_variant("real+mixup+classic", splits, None, seed=0, device="cpu",
                            treatment=t, epochs=2, batch_size=4, width=4)
     assert out["n_train"] == 15 and 0 <= out["balanced_accuracy"] <= 1

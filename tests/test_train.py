@@ -138,7 +138,7 @@ def test_train_gan_library_call_with_wgan_gp(prepared):
                     seed=3, device="cpu", on_epoch=lambda e, m, g: seen.append((e, m)))
     assert seen[0][0] == 1 and set(seen[0][1]) == {"d_loss", "g_loss", "d_real", "d_fake"}
     assert all(torch.isfinite(torch.tensor(v)) for v in seen[0][1].values())
-    assert gan.config.loss == "wgan-gp" and len(gan.loss.penalties) == 2
+    assert gan.config.loss == "wgan-gp" and [t.on for t in gan.loss.terms].count("d") == 2
 
 
 def test_balanced_epochs_visit_every_class_as_often_as_the_largest(monkeypatch):
@@ -208,24 +208,18 @@ def test_ema_copies_first_then_follows_the_ramp():
     assert not any(p.requires_grad for p in ema.module.parameters())
 
 
-@pytest.mark.parametrize("extra", [{}, dict(ada_target=0.6, ada_kimg=0.01, lecam_weight=0.3)],
-                         ids=["plain", "ada+lecam"])
-def test_resume_continues_the_run_exactly(extra):
+def test_resume_continues_the_run_exactly():
     """4 epochs straight = 2, then a resume from the epoch-2 checkpoint for 2 more: the same
     weights for G, its EMA and D, bit for bit. Covers the EMA's step count (a restart of its
     warm-up would copy G over the average), the random state (latents, DiffAugment), the batch
-    order, a G-every-2-D-steps schedule that runs across epochs (3 D steps per epoch) and, with
-    ADA and LeCam, their running state (ADA's p, LeCam's anchors)."""
+    order and a G-every-2-D-steps schedule that runs across epochs (3 D steps per epoch)."""
     data = fabricate_images([8, 8])
-    cfg = TrainConfig(epochs=4, batch_size=5, width=8, diffaug="translation", d_steps=2, **extra)
+    cfg = TrainConfig(epochs=4, batch_size=5, width=8, diffaug="translation", d_steps=2)
     saved = {}
 
     def keep(epoch, metrics, gan):
         if epoch == 2:
             saved.update(_roundtrip(gan.state(classes=data.classes, epoch=2, history=[])))
-            if extra:  # the state a resume must carry has moved off its start
-                assert 0 < metrics["ada_p"] and saved["loss"]["AdaptiveAugment"]["p"] > 0
-                assert saved["loss"]["LeCam"]["anchors"].abs().sum() > 0
 
     straight = train_gan(data, cfg, seed=3, device="cpu", on_epoch=keep)
     ran = []
@@ -509,34 +503,3 @@ def test_a_changed_setting_starts_afresh(prepared, judge, params, tmp_path, monk
     out = capsys.readouterr().out
     assert "discarded" in out and "other settings, data or code" in out and "resumed" not in out
     assert [h["epoch"] for h in load_checkpoint(tmp_path / "gan.pt")["history"]] == [1, 2, 3]
-
-
-def test_transitional_conditioning_rises_from_none_to_full():
-    from augment.budget import conditioning_factor
-
-    f = [conditioning_factor(e, epochs=10, transition=0.5) for e in range(1, 11)]
-    assert f == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1, 1, 1, 1, 1])
-    assert conditioning_factor(1, epochs=10, transition=0.0) == 1.0
-
-
-@pytest.mark.parametrize("preset", ["dcgan", "classic"])
-def test_at_strength_0_the_label_changes_nothing_and_the_ema_keeps_full_strength(preset):
-    from augment.train import set_conditioning, setup
-
-    cfg = resolve_config(TrainConfig(preset=preset, width=8, batch_size=4, transition=0.5),
-                         torch.device("cpu"), image_size=8)
-    gan = setup(cfg, image_shape=(1, 8, 8), num_classes=3, device=torch.device("cpu"))
-    with torch.no_grad():  # class embeddings away from their identity initialisation
-        for p in gan.generator.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    z, x = torch.randn(4, cfg.z_dim), torch.rand(4, 1, 8, 8) * 2 - 1
-    a, b = torch.zeros(4, dtype=torch.long), torch.full((4,), 2)
-    gan.generator.eval(), gan.discriminator.eval()
-    set_conditioning(gan, 0.0)
-    with torch.no_grad():
-        torch.testing.assert_close(gan.generator(z, a), gan.generator(z, b))
-        torch.testing.assert_close(gan.discriminator(x, a), gan.discriminator(x, b))
-        set_conditioning(gan, 1.0)
-        assert not torch.allclose(gan.generator(z, a), gan.generator(z, b))
-    set_conditioning(gan, 0.0)
-    assert all(getattr(m, "strength", 1.0) == 1.0 for m in gan.ema.module.modules())

@@ -1,0 +1,107 @@
+"""Which way of using synthetic samples earns its place? The evaluate stage's variants, screened
+on stage outputs that already exist (prepared splits + synthetic folder of a pipeline run).
+
+Each ``--work`` folder is one pipeline run (``prepared/``, ``synthetic/``, as
+``benchmarks/evidence.py --work`` leaves them; its top-level seed is the ``_s<N>`` suffix of the
+name). The evaluate stage (the library function ``dvc repro`` calls) runs there with params.yaml
+plus ``--set`` overrides and the variants given; the (run, classifier seed) pairs are pooled as
+paired replicates. Prints per variant the mean balanced accuracy [95 % CI] and seconds per fit,
+then the best GAN variant against the best non-GAN one (each the highest pooled mean: a choice
+made on the test scores, on both sides) and every GAN variant against that non-GAN best.
+
+    python benchmarks/recipes.py --work runs/digits_r100_s0 runs/digits_r100_s1 \\
+        --variants real+balanced_softmax real+balanced_softmax+feature_gan --name usage_digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from augment import stages
+from augment.analysis import mean_ci, paired, uses_gan
+from augment.config import load_params, override
+from augment.io import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
+    """The evaluate stage on one pipeline run: one row per (variant, classifier seed)."""
+    match = re.search(r"_s(\d+)$", work.name)
+    params = {**params, "seed": int(match.group(1)) if match else params.get("seed", 0)}
+    out = work / f"recipes_{tag}"
+    start = time.perf_counter()
+    summary = stages.evaluate(params, data=str(work / "prepared"), synthetic=str(work / "synthetic"),
+                    metrics=str(out / "evaluate.json"), plots=str(out / "plots"),
+                    report=str(out / "evaluate.md"))
+    runs = pd.read_csv(out / "plots" / "runs.csv")
+    runs["run"], runs["wall"] = f"{work.name}", time.perf_counter() - start
+    runs["seconds"] = runs["variant"].map(summary["seconds"])
+    return runs
+
+
+def compare(table: pd.DataFrame) -> dict:
+    """Pooled means and the paired differences against the best non-GAN variant."""
+    wide = table.pivot_table(index=["run", "seed"], columns="variant",
+                             values="balanced_accuracy")
+    means = wide.mean().sort_values(ascending=False)
+    plain = [v for v in means.index if not uses_gan(v)]
+    gan = [v for v in means.index if uses_gan(v)]
+    report = {"pairs": len(wide), "variants": {v: {**mean_ci(wide[v]),
+                                                   "seconds": float(table[table.variant == v]
+                                                                    ["seconds"].mean())}
+                                               for v in means.index}}
+    if plain:
+        base = plain[0]
+        report["best_non_gan"] = base
+        report["vs_best_non_gan"] = {v: paired(wide[v], wide[base]) for v in gan}
+        report["best_gan"] = gan[0] if gan else None
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", nargs="+", help="pipeline run folders")
+    parser.add_argument("--variants", nargs="+")
+    parser.add_argument("--combine", nargs="+", metavar="NAME",
+                        help="only pool the rows of results/<NAME>.json (runs screened apart)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--tag", default="",
+                        help="name every variant <variant>@TAG (runs under other --set "
+                             "settings, pooled beside the defaults with --combine)")
+    args = parser.parse_args(argv)
+
+    if args.combine:
+        parts = [json.loads((Path(args.out) / f"{n}.json").read_text()) for n in args.combine]
+        table = pd.DataFrame([r for p in parts for r in p["runs"]])
+        report = {"combined_from": args.combine, **compare(table), "runs": table.to_dict("records")}
+    else:
+        params = override(load_params(ROOT / "params.yaml"), args.set)
+        params["evaluate"]["variants"] = list(args.variants)
+        table = pd.concat([run(Path(w), params, args.name) for w in args.work],
+                          ignore_index=True).drop(columns=["wall"])
+        if args.tag:
+            table["variant"] = table["variant"] + f"@{args.tag}"
+        report = {"work": [Path(w).name for w in args.work], "overrides": args.set,
+                  **compare(table), "runs": table.to_dict("records")}
+    print(f"{'variant':>44}  bal.acc [95% CI]          s/fit   Δ vs best non-GAN [CI]")
+    for v, m in report["variants"].items():
+        d = report.get("vs_best_non_gan", {}).get(v)
+        delta = f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" if d else ""
+        print(f"{v:>44}  {m['mean']:.4f} [{m['lo']:.4f}, {m['hi']:.4f}]  {m['seconds']:5.1f}"
+              f"   {delta}")
+    print(f"best non-GAN: {report.get('best_non_gan')}; best GAN: {report.get('best_gan')} "
+          f"({report['pairs']} paired (run, seed) replicates)")
+    write_json(Path(args.out) / f"{args.name}.json", report)
+
+
+if __name__ == "__main__":
+    main()
