@@ -17,7 +17,7 @@ BatchNorm statistics. The classifier and its fit: :mod:`augment.classifier`.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from .config import VARIANT_PARTS, ClassifierConfig as Defaults, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
 from .features import head_fill, refit_head
+from .longtail import treatment
 from .runtime import resolve_device
 from .sampling import draw_weights
 
@@ -189,6 +190,44 @@ def pick_on_val(trials: list[tuple[str, dict]], results: list[dict]
                                    > best[variant][1]["val_balanced_accuracy"]):
             best[variant] = (setting, result)
     return {v: s for v, (s, _) in best.items()}, {v: r for v, (_, r) in best.items()}
+
+
+def run_grid(cfg: EvaluateConfig, splits: dict[str, ImageSet],
+             synthetic: tuple[np.ndarray, np.ndarray] | None, *, seed: int,
+             run: Callable[[Callable, list[dict]], list[dict]]) -> tuple[list[dict], dict]:
+    """Every (variant, seed) fit of the evaluate stage, through ``run(fn, jobs)``: each variant's
+    treatment built once from the class counts it trains on; where a setting is ``auto``, its
+    candidates tried on the first seed and the best on val kept for every seed. Returns the
+    runs (seed by seed, variants in order) and the choices ({variant: setting, ``tried``,
+    ``seconds``})."""
+    train, fake_labels = splits["train"], None if synthetic is None else synthetic[1]
+    steps = (common_steps(cfg.variants, train.labels, fake_labels, batch_size=cfg.batch_size)
+             if cfg.equal_steps else None)
+    grid = {v: settings_grid(v, synthetic_weight=cfg.synthetic_weight, classic=cfg.classic,
+                             channels=train.images.shape[1]) for v in cfg.variants}
+
+    def job(variant: str, setting: dict, i: int) -> dict:
+        counts = variant_counts(variant, train.labels, fake_labels,
+                                num_classes=len(train.classes),
+                                synthetic_weight=setting["synthetic_weight"])
+        return dict(variant=variant, splits=splits, synthetic=synthetic, seed=seed + i,
+                    steps_per_epoch=steps, treatment=treatment(variant, counts, cfg),
+                    **{**cfg.fit_kwargs(), **setting})
+
+    trials = [(v, setting) for v in cfg.variants if len(grid[v]) > 1 for setting in grid[v]]
+    tried = run(evaluate_variant, [job(v, setting, 0) for v, setting in trials])
+    chosen, first = pick_on_val(trials, tried)
+    settings = {v: chosen.get(v, grid[v][0]) for v in cfg.variants}
+    pending = [(i, v) for i in range(cfg.seeds) for v in cfg.variants
+               if not (i == 0 and v in chosen)]
+    done = dict(zip(pending, run(evaluate_variant, [job(v, settings[v], i)
+                                                     for i, v in pending])))
+    runs = [done[i, v] if (i, v) in done else first[v]
+            for i in range(cfg.seeds) for v in cfg.variants]
+    seconds = {v: round(sum(r["seconds"] for (w, _), r in zip(trials, tried) if w == v), 2)
+               for v in chosen}
+    return runs, {v: {**chosen[v], "tried": len(grid[v]), "seconds": seconds[v]}
+                  for v in chosen}
 
 
 def _checked_treatment(variant: str, treatment: Treatment | None) -> Treatment:

@@ -404,13 +404,11 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     """Train the classifier per (variant, seed), select on val, report test metrics with CIs.
 
     ``runner(fn, jobs)`` maps ``fn(**job)`` over the jobs; the Prefect flow passes one that
-    runs them as tasks. Default: in order, in this process. Each variant's long-tail treatment
-    (loss, prediction rule) is built here once, from its training set's class counts.
+    runs them as tasks. Default: in order, in this process (:func:`augment.evaluate.run_grid`).
     """
     from . import analysis
-    from .evaluate import (common_steps, evaluate_variant, pick_on_val, settings_grid,
-                           variant_counts)
-    from .longtail import treatment
+    from .classic import policy_for
+    from .evaluate import run_grid
 
     cfg, seed = stage_config(params, "evaluate"), params.get("seed", 0)
     splits = D.load_prepared(data)
@@ -418,44 +416,16 @@ def evaluate(params: Mapping, *, data: str = "data/prepared", synthetic: str = "
     fake = D.load_synthetic(synthetic) if needs_synthetic else None
     if fake is not None:
         D.check_synthetic(fake, splits["train"], synthetic)
-    fake_labels = None if fake is None else fake[1]
-    steps = (common_steps(cfg.variants, splits["train"].labels, fake_labels,
-                          batch_size=cfg.batch_size) if cfg.equal_steps else None)
-    num_classes = len(splits["train"].classes)
-    grid = {v: settings_grid(v, synthetic_weight=cfg.synthetic_weight, classic=cfg.classic,
-                             channels=splits["train"].images.shape[1]) for v in cfg.variants}
-
-    def job(variant: str, setting: dict, i: int) -> dict:
-        counts = variant_counts(variant, splits["train"].labels, fake_labels,
-                                num_classes=num_classes,
-                                synthetic_weight=setting["synthetic_weight"])
-        return dict(variant=variant, splits=splits, synthetic=fake, seed=seed + i,
-                    steps_per_epoch=steps, treatment=treatment(variant, counts, cfg),
-                    **{**cfg.fit_kwargs(), **setting})
-
-    run = runner or (lambda fn, js: [fn(**j) for j in js])
-    trials = [(v, setting) for v in cfg.variants if len(grid[v]) > 1 for setting in grid[v]]
-    tried = run(evaluate_variant, [job(v, setting, 0) for v, setting in trials])
-    chosen, first = pick_on_val(trials, tried)  # once per run, on the first seed's val
-    settings = {v: chosen.get(v, grid[v][0]) for v in cfg.variants}
-    pending = [(i, v) for i in range(cfg.seeds) for v in cfg.variants
-               if not (i == 0 and v in chosen)]
-    done = dict(zip(pending, run(evaluate_variant, [job(v, settings[v], i)
-                                                     for i, v in pending])))
-    runs = [first[v] if (i, v) not in done else done[i, v]
-            for i in range(cfg.seeds) for v in cfg.variants]
+    runs, chosen = run_grid(cfg, splits, fake, seed=seed,
+                            run=runner or (lambda fn, js: [fn(**j) for j in js]))
     train = splits["train"]
     table = analysis.runs_table(runs, train.counts(), train.classes)
     summary = analysis.summarize(table)
-    policies = {settings[v]["classic"] for v in cfg.variants if "classic" in v.split("+")}
-    if policies and cfg.classic != "auto":
-        summary["classic_policy"] = policies.pop()
+    if any("classic" in v.split("+") for v in cfg.variants) and cfg.classic != "auto":
+        summary["classic_policy"] = cfg.classic or policy_for(train.images.shape[1])
     if needs_synthetic and cfg.synthetic_weight not in (1, "auto"):
         summary["synthetic_weight"] = cfg.synthetic_weight
-    summary["chosen_on_val"] = {
-        v: {**chosen[v], "tried": len(grid[v]),
-            "seconds": round(sum(r["seconds"] for (w, _), r in zip(trials, tried) if w == v), 2)}
-        for v in chosen}
+    summary["chosen_on_val"] = chosen
     write_evaluation_plots(Path(plots), table, summary, train.classes)
     _write_report(Path(report), Path(plots), summary, train, fake,
                   warnings=_generator_warning(Path(synthetic)) if fake is not None else [])
