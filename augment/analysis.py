@@ -53,12 +53,9 @@ def runs_table(runs: list[dict], counts: np.ndarray, classes: tuple[str, ...]) -
     return table
 
 
-GAN_PARTS = ("synthetic", "feature_gan")  # the image cGAN's samples, the feature cGAN's
-
-
 def uses_gan(variant: str) -> bool:
-    """Whether ``variant`` (or ``variant@tag``, a benchmark's name) draws on a cGAN."""
-    return bool(set(GAN_PARTS) & set(variant.split("@")[0].split("+")))
+    """Whether ``variant`` (or ``variant@tag``, a benchmark's name) trains on GAN samples."""
+    return "synthetic" in variant.split("@")[0].split("+")
 
 
 def best_baseline(table: pd.DataFrame) -> str | None:

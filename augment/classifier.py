@@ -87,30 +87,14 @@ class SeededDropout(nn.Module):
         return x * keep / (1 - self.p)
 
 
-class SplitBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm with a second set of statistics and scales, ``aux``, for synthetic images
-    (AdvProp, Xie et al. 2020; DAR-BN): a batch goes through ``aux`` while ``use_aux`` is set
-    (:func:`split_forward`). Evaluation uses the main one: test images are real."""
-
-    def __init__(self, num_features: int):
-        super().__init__(num_features)
-        self.aux, self.use_aux = nn.BatchNorm2d(num_features), False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.aux(x) if self.use_aux else super().forward(x)
-
-
 class SmallCNN(nn.Module):
-    """conv-conv-pool-conv-conv-global-pool classifier; works for any size ≥ 8 px.
-    ``split_bn``: :class:`SplitBatchNorm2d` layers, so synthetic images get their own statistics."""
+    """conv-conv-pool-conv-conv-global-pool classifier; works for any size ≥ 8 px."""
 
-    def __init__(self, *, channels: int, num_classes: int, width: int = Defaults.width,
-                 split_bn: bool = False):
+    def __init__(self, *, channels: int, num_classes: int, width: int = Defaults.width):
         super().__init__()
-        norm = SplitBatchNorm2d if split_bn else nn.BatchNorm2d
 
         def block(a: int, b: int) -> list[nn.Module]:
-            return [nn.Conv2d(a, b, 3, padding=1, bias=False), norm(b), nn.ReLU()]
+            return [nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
 
         self.net = nn.Sequential(*block(channels, width), *block(width, width), nn.MaxPool2d(2),
                                  *block(width, 2 * width), *block(2 * width, 2 * width),
@@ -126,36 +110,14 @@ class SmallCNN(nn.Module):
 
 
 def seeded_classifier(*, channels: int, num_classes: int, width: int = Defaults.width,
-                      seed: int = 0, device: str | torch.device = "cpu",
-                      split_bn: bool = False) -> SmallCNN:
+                      seed: int = 0, device: str | torch.device = "cpu") -> SmallCNN:
     """A :class:`SmallCNN` on ``device`` whose initial weights and dropout masks follow ``seed``
     alone (the global RNG is seeded under a lock, so concurrent fits do not interleave)."""
     device = resolve_device(device)
     with seeded_init(seed):
-        model = SmallCNN(channels=channels, num_classes=num_classes, width=width,
-                         split_bn=split_bn)
+        model = SmallCNN(channels=channels, num_classes=num_classes, width=width)
     model.net[-2].generator = torch.Generator(device).manual_seed(seed)
     return model.to(device)
-
-
-def joint_forward(model: nn.Module, x: torch.Tensor, synthetic: torch.Tensor) -> torch.Tensor:
-    """Logits of a training batch, real and synthetic images alike."""
-    return model(x)
-
-
-def split_forward(model: nn.Module, x: torch.Tensor, synthetic: torch.Tensor) -> torch.Tensor:
-    """Logits of a training batch whose synthetic images pass the ``aux`` BatchNorms."""
-    norms = [m for m in model.modules() if isinstance(m, SplitBatchNorm2d)]
-    out = x.new_empty(len(x), model.net[-1].out_features)
-    for flag in (False, True):
-        rows = synthetic == flag
-        if rows.any():
-            for m in norms:
-                m.use_aux = flag
-            out[rows] = model(x[rows])
-    for m in norms:
-        m.use_aux = False
-    return out
 
 
 @torch.no_grad()
@@ -182,8 +144,7 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
                    steps_per_epoch: int | None = None,
                    treatment: Treatment = PLAIN,
                    is_synthetic: np.ndarray | None = None,
-                   synthetic_weight: float = 1.0,
-                   split_bn: bool = False) -> tuple[nn.Module, dict]:
+                   synthetic_weight: float = 1.0) -> tuple[nn.Module, dict]:
     """Train :class:`SmallCNN`; return the weights of the epoch with the best val balanced acc.
 
     ``transform`` (uint8 N×C×H×W → same) redraws every training image each time it is drawn.
@@ -195,12 +156,10 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     image with that probability. The batches come from :class:`augment.sampling.MixedSampler`
     seeded with ``seed``: a user's loop with the same sampler sees the same images in the same
     order. A treatment's ``mix`` draws from its own generator, seeded from ``seed``.
-    ``split_bn``: synthetic images are normalised by their own BatchNorm statistics.
     """
     device = resolve_device(device)
     model = seeded_classifier(channels=images.shape[1], num_classes=num_classes, width=width,
-                              seed=seed, device=device, split_bn=split_bn)
-    forward = split_forward if split_bn else joint_forward
+                              seed=seed, device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = steps_per_epoch or max(1, len(labels) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
@@ -208,7 +167,6 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
     x = to_unit(images, device) if transform is None else None
     y = torch.as_tensor(labels, device=device)
     fake = np.zeros(len(labels), bool) if is_synthetic is None else is_synthetic
-    flags = torch.as_tensor(fake, device=device)
     sampler = MixedSampler(fake, synthetic_weight=synthetic_weight,
                            num_samples=steps * batch_size, seed=seed)
     mixing = np.random.default_rng((seed, 1))  # only a mixing treatment draws from it
@@ -219,10 +177,10 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, val: ImageSet, *, num
         drawn = sampler.epoch()  # (steps·batch,) indices
         xe = (x[drawn.to(device)] if transform is None
               else to_unit(transform(images[drawn.numpy()]), device))
-        ye, fe = y[drawn.to(device)], flags[drawn.to(device)]
-        for xb, yb, fb in zip(xe.split(batch_size), ye.split(batch_size), fe.split(batch_size)):
+        ye = y[drawn.to(device)]
+        for xb, yb in zip(xe.split(batch_size), ye.split(batch_size)):
             xb, tb = treatment.mix(xb, yb, mixing)
-            loss = criterion(forward(model, xb, fb), tb)
+            loss = criterion(model(xb), tb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

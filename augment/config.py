@@ -30,9 +30,7 @@ LOSSES = ("hinge", "bce", "wgan-gp")
 # and prediction parts, augment/mixing.py the batch ones.
 VARIANT_PARTS = {"real": "data", "synthetic": "data", "oversample": "set", "classic": "set",
                  "balanced_softmax": "loss", "logit_adjust": "loss", "drw": "loss",
-                 "posthoc": "prediction", "mixup": "mixing",
-                 "split_bn": "norm", "decoupled": "head", "feature_gaussian": "head",
-                 "feature_gan": "head"}
+                 "posthoc": "prediction", "mixup": "mixing"}
 RUNNERS = ("threads", "dask", "ray")
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -220,9 +218,7 @@ class EvaluateConfig(ClassifierConfig):
         "'+'-joined parts: real | synthetic (the data), oversample (resample every class to the "
         "largest), classic (albumentations, redrawn each epoch), balanced_softmax | "
         "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction), mixup "
-        "(batch mixing), split_bn (synthetic images' own BatchNorm), decoupled | "
-        "feature_gaussian | feature_gan (the head re-fit on frozen real features, balanced loss; "
-        "the last two add generated tail features)")
+        "(batch mixing)")
     seeds: int = setting(5, "paired seeds seed, seed+1, ...: every variant trained once per seed",
                          lo=1)
     classic: Optional[str] = setting(
@@ -265,22 +261,12 @@ class EvaluateConfig(ClassifierConfig):
                     f"evaluate.variants: {variant!r} is not a variant; join parts with '+' from "
                     f"{', '.join(VARIANT_PARTS)}, each once, with real and/or synthetic "
                     "(e.g. real+synthetic+classic)")
-            for kind, what in (("loss", "training losses"), ("mixing", "batch mixings"),
-                               ("head", "head re-fits")):
+            for kind, what in (("loss", "training losses"), ("mixing", "batch mixings")):
                 chosen = [p for p in parts if VARIANT_PARTS[p] == kind]
                 if len(chosen) > 1:
                     raise ConfigError(f"evaluate.variants: {variant!r} combines the {what} "
                                       f"{' and '.join(chosen)}; a variant trains with one of "
                                       f"them, so keep one (e.g. real+{chosen[0]})")
-            kinds = {VARIANT_PARTS[p] for p in parts}
-            if "split_bn" in parts and ("synthetic" not in parts or "mixing" in kinds):
-                raise ConfigError(f"evaluate.variants: {variant!r}: split_bn gives synthetic "
-                                  "images their own BatchNorm statistics; it needs synthetic "
-                                  "and no mixup (which blends real and synthetic images)")
-            if "head" in kinds and "prediction" in kinds:
-                raise ConfigError(f"evaluate.variants: {variant!r} re-fits the head with the "
-                                  "balanced loss and corrects the prediction post hoc; keep "
-                                  "one of them")
             fixed = self.synthetic_weight not in (1, "auto")
             if fixed and {"synthetic", "oversample"} <= set(parts):
                 raise ConfigError(f"evaluate.variants: {variant!r} oversamples a set whose "

@@ -9,9 +9,7 @@ long-tail treatments of the loss or the prediction (``balanced_softmax``, ``logi
 ``drw``, ``posthoc``) and of the batch (``mixup``: :mod:`augment.mixing`). Those
 come as a :class:`~augment.classifier.Treatment`, built once per variant by
 :func:`augment.longtail.treatment`; without one a classifier trains on cross-entropy of unmixed
-batches and predicts the arg max (:data:`~augment.classifier.PLAIN`). Head parts re-train the
-last layer afterwards (:mod:`augment.features`); ``split_bn`` gives synthetic images their own
-BatchNorm statistics. The classifier and its fit: :mod:`augment.classifier`.
+batches and predicts the arg max (:data:`~augment.classifier.PLAIN`). The classifier and its fit: :mod:`augment.classifier`.
 """
 
 from __future__ import annotations
@@ -26,10 +24,9 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 
 from .classic import candidates, classic_augment, policy_for
 from .classifier import PLAIN, Treatment, fit_classifier, predict_logits
-from .config import VARIANT_PARTS, ClassifierConfig as Defaults, EvaluateConfig
+from .config import VARIANT_PARTS, EvaluateConfig
 from .data import ImageSet, balanced_index
 from .errors import DataError
-from .features import head_fill, refit_head
 from .longtail import treatment
 from .runtime import resolve_device
 from .sampling import draw_weights
@@ -137,17 +134,7 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
     model, selection = fit_classifier(images, labels, splits["val"], num_classes=len(classes),
                                       seed=seed, device=device, transform=transform,
                                       treatment=treatment, is_synthetic=fake,
-                                      synthetic_weight=synthetic_weight,
-                                      split_bn="split_bn" in variant.split("+"), **fit_kwargs)
-    fill = head_fill(variant)
-    if fill is not None:  # the head re-trained on frozen features of the real images
-        real, val = splits["train"], splits["val"]
-        model, head = refit_head(model, real.images, real.labels, val.images, val.labels,
-                                 fill=fill, num_classes=len(classes), seed=seed,
-                                 lr=fit_kwargs.get("lr", Defaults.lr),
-                                 batch_size=fit_kwargs.get("batch_size", Defaults.batch_size),
-                                 device=resolve_device(device))
-        selection = {**selection, **head}
+                                      synthetic_weight=synthetic_weight, **fit_kwargs)
     logits = predict_logits(model, splits["test"].images, device=resolve_device(device))
     y_pred = treatment.predict(logits, selection)
     y_true = splits["test"].labels

@@ -275,6 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default=None,
                         help="stage outputs (default: a fresh temp folder, so runs side by "
                              "side cannot overwrite each other's)")
+    parser.add_argument("--upto", default="evaluate",
+                        choices=["prepare", "judge", "train", "synthesize", "evaluate"],
+                        help="stop after this stage (e.g. synthesize: stage outputs for "
+                             "benchmarks/recipes.py to screen variants on)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default=None)
     parser.add_argument("--tag", default="",
@@ -304,7 +308,10 @@ def main(argv: list[str] | None = None) -> None:
         params["prepare"]["imbalance_ratio"] = ratio
         if ratio == 1:
             params["synthesize"]["multiple"] = args.balanced_multiple
-        results, seconds = run_pipeline(params, work / f"{args.data}_r{ratio:g}")
+        results, seconds = run_pipeline(params, work / f"{args.data}_r{ratio:g}", args.upto)
+        if args.upto != "evaluate":
+            print(f"  ratio {ratio:g}: stages through {args.upto} in {seconds}", flush=True)
+            continue
         held_out = held_out_quality(work / f"{args.data}_r{ratio:g}", params.get("seed", 0))
         print(f"  vs val: tail classes {held_out['tail_classes']}: lowest diversity "
               f"{held_out['tail_diversity_min']}, mean FID {held_out['tail_fid_mean']}")

@@ -2,14 +2,16 @@
 on stage outputs that already exist (prepared splits + synthetic folder of a pipeline run).
 
 Each ``--work`` folder is one pipeline run (``prepared/``, ``synthetic/``, as
-``benchmarks/evidence.py --work`` leaves them; its top-level seed is the ``_s<N>`` suffix of the
-name). The evaluate stage (the library function ``dvc repro`` calls) runs there with params.yaml
+``benchmarks/evidence.py --upto synthesize --work`` leaves them; its top-level seed is the
+``_s<N>`` in its path). The evaluate stage (the library function ``dvc repro`` calls) runs there with params.yaml
 plus ``--set`` overrides and the variants given; the (run, classifier seed) pairs are pooled as
 paired replicates. Prints per variant the mean balanced accuracy [95 % CI] and seconds per fit,
 then the best GAN variant against the best non-GAN one (each the highest pooled mean: a choice
 made on the test scores, on both sides) and every GAN variant against that non-GAN best.
 
-    python benchmarks/recipes.py --work runs/digits_r100_s0 runs/digits_r100_s1 \\
+    python benchmarks/evidence.py --data digits --ratios 100 --set seed=S --upto synthesize \
+        --work runs/digits_sS   # S = 0, 1, 2: runs/digits_sS/digits_r100
+    python benchmarks/recipes.py --work runs/digits_s0/digits_r100 runs/digits_s1/digits_r100 \\
         --variants real+balanced_softmax real+balanced_softmax+feature_gan --name usage_digits
 """
 
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
     """The evaluate stage on one pipeline run: one row per (variant, classifier seed)."""
-    match = re.search(r"_s(\d+)$", work.name)
+    match = re.search(r"_s(\d+)(?:/|$)", str(work))
     params = {**params, "seed": int(match.group(1)) if match else params.get("seed", 0)}
     out = work / f"recipes_{tag}"
     start = time.perf_counter()
@@ -41,7 +43,7 @@ def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
                     metrics=str(out / "evaluate.json"), plots=str(out / "plots"),
                     report=str(out / "evaluate.md"))
     runs = pd.read_csv(out / "plots" / "runs.csv")
-    runs["run"], runs["wall"] = f"{work.name}", time.perf_counter() - start
+    runs["run"], runs["wall"] = str(work), time.perf_counter() - start
     runs["seconds"] = runs["variant"].map(summary["seconds"])
     return runs
 

@@ -38,11 +38,11 @@ def test_imports_inside_stage_functions_count_for_that_stage_only():
 
 def test_an_edit_to_the_evaluate_side_reruns_evaluate_only():
     """The classifier lives in augment/classifier.py, which the judge shares; the variant
-    machinery (evaluate.py, mixing.py, longtail.py, features.py) is evaluate's alone, so a
+    machinery (evaluate.py, mixing.py, longtail.py, analysis.py) is evaluate's alone, so a
     change to a report line or a long-tail rule does not retrain the GAN."""
     code = {s: set(stage_code(s)) for s in ("prepare", "judge", "train", "synthesize",
                                              "evaluate")}
     for module in ("augment/evaluate.py", "augment/mixing.py", "augment/longtail.py",
-                   "augment/features.py", "augment/analysis.py"):
+                   "augment/analysis.py"):
         assert [s for s, deps in code.items() if module in deps] == ["evaluate"], module
     assert all("augment/classifier.py" in code[s] for s in ("judge", "train", "evaluate"))
