@@ -15,14 +15,14 @@ from conftest import fabricate_images
 def recorded_draws(monkeypatch, variant: str, *, synthetic_weight: float = 1.0, epochs: int = 3):
     """What the evaluate stage's classifier drew, per epoch: (images, labels) of each batch run."""
     seen = []
-    original = E.MixedSampler.epoch
+    original = MixedSampler.epoch
 
     def epoch(self):
         order = original(self)
         seen.append(order)
         return order
 
-    monkeypatch.setattr(E.MixedSampler, "epoch", epoch)
+    monkeypatch.setattr(MixedSampler, "epoch", epoch)
     real = fabricate_images([9, 4, 2], seed=1)
     fake = (np.random.default_rng(2).integers(0, 256, (6, 1, 8, 8), dtype=np.uint8),
             np.array([1, 1, 1, 2, 2, 2]))
