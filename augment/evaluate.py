@@ -9,7 +9,8 @@ long-tail treatments of the loss or the prediction (``balanced_softmax``, ``logi
 ``drw``, ``posthoc``) and of the batch (``mixup``: :mod:`augment.mixing`). Those
 come as a :class:`~augment.classifier.Treatment`, built once per variant by
 :func:`augment.longtail.treatment`; without one a classifier trains on cross-entropy of unmixed
-batches and predicts the arg max (:data:`~augment.classifier.PLAIN`). The classifier and its fit: :mod:`augment.classifier`.
+batches and predicts the arg max (:data:`~augment.classifier.PLAIN`). The classifier and its
+fit: :mod:`augment.classifier`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .errors import DataError
 from .longtail import treatment
 from .runtime import resolve_device
 from .sampling import draw_weights
+
 
 def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarray] | None, *,
             seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,9 +163,10 @@ def settings_grid(variant: str, *, synthetic_weight: float | str, classic: str |
         omegas = (synthetic_weight,)
     else:
         omegas = OMEGAS if "synthetic" in parts and "oversample" not in parts else (1.0,)
-    policy = classic or policy_for(channels)
-    policies = candidates(channels) if policy == "auto" and "classic" in parts else (
-        policy_for(channels) if policy == "auto" else policy,)
+    if classic == "auto" and "classic" in parts:
+        policies = candidates(channels)
+    else:
+        policies = (policy_for(channels) if classic in (None, "auto") else classic,)
     return [{"synthetic_weight": w, "classic": p} for w in omegas for p in policies]
 
 
