@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import importlib
 
-# Bound eagerly: the submodule ``augment.synthesize`` would otherwise shadow the function.
-from .synthesize import synthesize
-
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "balance_counts": "synthesize", "write_synthetic": "synthesize",
-    "sample_grid": "synthesize",
+    "synthesize": "synthesis", "balance_counts": "synthesis", "write_synthetic": "synthesis",
+    "sample_grid": "synthesis",
     "load_generator": "checkpoint", "load_checkpoint": "checkpoint",
     "train_gan": "train", "GAN": "train",
     "ImageSet": "data", "load_source": "sources", "load_folder": "sources",
@@ -36,7 +33,7 @@ _EXPORTS = {
     "AugmentError": "errors", "ConfigError": "errors", "DataError": "errors",
     "CheckpointError": "errors",
 }
-__all__ = sorted([*_EXPORTS, "synthesize"])
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):

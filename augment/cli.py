@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import importlib
 import json
 import sys
 import textwrap
 import typing
 
-from . import stages
 from .config import STAGE_CONFIGS, describe_type, load_params
 from .errors import AugmentError
 
@@ -59,7 +59,8 @@ def _settings_help(section: str) -> str:
     cls = STAGE_CONFIGS[section]
     hints = typing.get_type_hints(cls)
     head = (f"params.yaml keys under '{section}:' (plus the top-level 'seed'), with their "
-            "defaults" + ("; null = chosen by the preset, device and data (see --dry-run)"
+            "defaults" + ("; null = chosen by the preset, device and data (--dry-run shows what; "
+                          "docs/parameters.md has the table)"
                           if section == "train" else "") + ":")
     lines = textwrap.wrap(head, width=92)
     for f in dataclasses.fields(cls):
@@ -92,13 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stage_kwargs(args: argparse.Namespace) -> dict:
-    """The keyword arguments of ``stages.<stage>`` from parsed arguments (minus --params)."""
+    """The keyword arguments of ``augment.stages.<stage>.run`` from parsed arguments (minus
+    --params)."""
     return {k: v for k, v in vars(args).items() if k not in ("stage", "params")}
 
 
 def run_stage(args: argparse.Namespace) -> None:
-    """Run ``stages.<stage>`` in this process with the parsed arguments."""
-    getattr(stages, args.stage)(load_params(args.params), **stage_kwargs(args))
+    """Run ``augment.stages.<stage>.run`` in this process with the parsed arguments."""
+    stage = importlib.import_module(f"augment.stages.{args.stage}")
+    stage.run(load_params(args.params), **stage_kwargs(args))
 
 
 def main(argv: list[str] | None = None, *, runner=run_stage, prog: str = "augment") -> int:

@@ -111,7 +111,7 @@ class TrainConfig:
         "dcgan", "dcgan (strided conv, conditional BN, SN projection D) | sngan (heavier conv "
         "blocks) | classic (textbook MLP cGAN)")
     loss: Optional[Literal["hinge", "bce", "wgan-gp"]] = setting(
-        None, "hinge | bce | wgan-gp; null = preset's (conv: hinge, classic: bce)")
+        None, "hinge | bce | wgan-gp; null = the preset's")
     epochs: int = setting(50, "passes over the (class-balanced) training set", lo=1)
     minutes: Optional[float] = setting(
         None, "wall-clock budget of the training loop (checkpoint scoring on top): as many "
@@ -120,37 +120,34 @@ class TrainConfig:
         "them gives the same model",
         lo=0, lo_open=True)
     batch_size: Optional[int] = setting(
-        None, "null = preset's: conv presets 32 on CPU, 64 on CUDA; classic 64", lo=1)
+        None, "minibatch size (global over train.nproc ranks); null = the preset's", lo=1)
     z_dim: int = setting(64, "latent size", lo=1)
     width: Optional[int] = setting(
-        None, "base channels; null = preset's (dcgan: 32, 16 on CPU above 16 px; 64 on CUDA)",
-        lo=4)
-    lr_g: Optional[float] = setting(None, "G's Adam learning rate; null = preset's (dcgan 2e-3, "
-                                    "sngan 1e-3, classic 2e-4)", lo=0, hi=1, lo_open=True)
-    lr_d: Optional[float] = setting(None, "D's Adam learning rate; null = preset's",
+        None, "base channels of G and D; null = the preset's", lo=4)
+    lr_g: Optional[float] = setting(None, "G's Adam learning rate; null = the preset's",
+                                    lo=0, hi=1, lo_open=True)
+    lr_d: Optional[float] = setting(None, "D's Adam learning rate; null = the preset's",
                                     lo=0, hi=1, lo_open=True)
     betas: Optional[tuple[float, float]] = setting(
-        None, "Adam betas; null = preset's (conv: [0.0, 0.9], classic: [0.5, 0.999])",
+        None, "Adam betas; null = the preset's",
         lo=0, hi=1, hi_open=True)
     lr_decay: Optional[float] = setting(
         None, "last fraction of the epochs over which both rates fall linearly towards 0 "
-        "(0 = constant); null = preset's (dcgan 0.3, others 0)", lo=0, hi=1)
+        "(0 = constant); null = the preset's", lo=0, hi=1)
     d_steps: int = setting(1, "D updates per G update", lo=1)
     balance: bool = setting(True, "class-balanced epochs: each class shown as often as the "
                             "largest (tail images repeated)")
     ema_decay: Optional[float] = setting(
-        None, "EMA of G's weights (the sampling model); 0 = off; null = preset's (conv 0.999, "
-        "classic 0)", lo=0, hi=1, hi_open=True)
+        None, "EMA of G's weights (the sampling model); 0 = off; null = the preset's",
+        lo=0, hi=1, hi_open=True)
     diffaug: Optional[str] = setting(
-        None, "DiffAugment policy, e.g. 'translation,cutout'; '' = off; null = preset's "
-        "(dcgan: off, on when balanced epochs repeat the rarest class >= 30x; sngan: on)")
+        None, "DiffAugment policy, e.g. 'translation,cutout'; '' = off; null = the preset's "
+        "(dcgan: on for long tails)")
     r1_gamma: float = setting(0.0, "R1 penalty weight on real data (0 = off)", lo=0)
     cls_weight: Optional[float] = setting(
-        None, "dual-projection class term (P2GAN), conv presets; null = preset's (0.2 above "
-        "16 px, 0 at 16 px and below)", lo=0)
+        None, "dual-projection class term (P2GAN), conv presets; null = the preset's", lo=0)
     ms_weight: Optional[float] = setting(
-        None, "mode-seeking term (MSGAN): spread within a class; null = preset's (conv 0.2, "
-        "classic 0)", lo=0)
+        None, "mode-seeking term (MSGAN): spread within a class; null = the preset's", lo=0)
     gp_weight: float = setting(10.0, "gradient-penalty weight (loss: wgan-gp only)", lo=0)
     amp: bool = setting(True, "bf16 autocast where the device runs it natively (CUDA, CPUs with "
                         "AMX / AVX512-BF16); fp32 elsewhere")

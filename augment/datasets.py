@@ -30,7 +30,7 @@ from .checkpoint import load_generator
 from .errors import DataError
 from .runtime import to_uint8
 from .sampling import MixedSampler
-from .synthesize import _class_index, _labels
+from .synthesis import _class_index, _labels
 
 
 CHUNK = 16  # generator batch: fixed, so an item's bytes do not depend on its batch-mates

@@ -42,6 +42,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .errors import AugmentError, ConfigError, TrainingError
+from .runtime import resolve_device
 
 
 def launched() -> bool:
@@ -137,6 +138,19 @@ def check_batch(batch_size: int, ranks: int) -> None:
         raise ConfigError(f"train.batch_size {batch_size} does not split over {ranks} ranks "
                           f"(train.nproc or torchrun's world size): make it a multiple of {ranks}"
                           f", e.g. {ranks * max(1, round(batch_size / ranks))}")
+
+
+def rank_device(device: str, local_ranks: int, local_rank: int) -> torch.device:
+    """The device of this rank: ``train.device`` resolved, on CUDA the GPU ``local_rank`` (one
+    rank per GPU of this machine)."""
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return resolved
+    if local_ranks > torch.cuda.device_count():
+        raise ConfigError(f"{local_ranks} training ranks on this machine (train.nproc or "
+                          f"torchrun --nproc-per-node) but {torch.cuda.device_count()} GPU(s): "
+                          "one rank per GPU; lower it, or spread the ranks over nodes")
+    return torch.device("cuda", local_rank)
 
 
 def rank_generator_seed(seed: int, epoch: int, rank: int) -> int:

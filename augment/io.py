@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from PIL import Image
 
 
 @contextlib.contextmanager
@@ -104,3 +105,14 @@ def save_arrays(directory: Path, **arrays: np.ndarray) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():
         np.save(directory / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+
+
+def log(stage: str, message: str) -> None:
+    """A stage's progress line on stdout: ``[stage] message``."""
+    print(f"[{stage}] {message}", flush=True)
+
+
+def write_png(path: str | os.PathLike, image) -> None:
+    """Write a uint8 C×H×W tensor as a (lossless, timestamp-free) PNG."""
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path, format="PNG")

@@ -12,14 +12,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
-from .synthesize import save_png as _save_png  # noqa: E402
+from .io import atomic_path, write_png  # noqa: E402
 
 
 def save_png(path: str | Path, image: torch.Tensor) -> None:
     """Write a uint8 C×H×W tensor as PNG, atomically."""
     with atomic_path(path) as tmp:
-        _save_png(tmp, image)
+        write_png(tmp, image)
 
 
 def save_csv(path: str | Path, table: pd.DataFrame) -> None:

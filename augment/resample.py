@@ -49,7 +49,7 @@ from .config import TrainConfig, from_dict
 from .data import ImageSet
 from .errors import CheckpointError, ConfigError, DataError
 from .runtime import resolve_device
-from .synthesize import synthesize
+from .synthesis import synthesize
 from .train import train_gan
 
 STRATEGIES = ("auto", "not majority", "minority", "not minority", "all")

@@ -130,7 +130,7 @@ def load_split_folder(root: str | Path, *, image_size: int | None = None,
                       ) -> Loaded:
     """The split layout ``root/train/<class>/**/<image>`` plus ``root/test/…`` and ``root/val/…``
     (or ``valid``, ``validation``) when present: ``pool`` is train, ``test``/``val`` are the
-    given splits or None (then :func:`augment.stages.prepare` carves them from train). Every
+    given splits or None (then :func:`augment.stages.prepare.run` carves them from train). Every
     split must have a folder for every class; skipped paths are relative to ``root``."""
     root = _existing_folder(root)
     folders = split_folders(root)

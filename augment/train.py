@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -24,7 +25,7 @@ from .diffaug import make_diffaug
 from .distributed import Solo, check_batch, rank_generator_seed
 from .errors import CheckpointError, TrainingError
 from .losses import GANLoss, make_loss
-from .models import PRESETS, build_discriminator, build_generator
+from .models import LONG_TAIL_REPEAT, PRESETS, SMALL_IMAGE, build_discriminator, build_generator
 from .runtime import (epoch_generator, mixed_precision, progress, resolve_device, rng_state,
                       seed_everything, set_rng_state, to_unit)
 
@@ -52,6 +53,39 @@ def resolve_for_data(cfg: TrainConfig, data: ImageSet, device: torch.device) -> 
     counts = data.counts()  # balanced epochs show the rarest class n_max / n_min times as often
     repeat = counts.max() / max(counts.min(), 1) if cfg.balance else 1.0
     return resolve_config(cfg, device, image_size=data.images.shape[-1], repeat=repeat)
+
+
+# Where the presets' values differ: (device, image side, how often balanced epochs repeat the
+# rarest class's images). A documentation view of resolve_config, generated, never restated.
+PRESET_CONTEXTS = {f"CPU ≤ {SMALL_IMAGE} px": ("cpu", SMALL_IMAGE, 1.0),
+                   f"CUDA ≤ {SMALL_IMAGE} px": ("cuda", SMALL_IMAGE, 1.0),
+                   f"CPU > {SMALL_IMAGE} px": ("cpu", SMALL_IMAGE + 1, 1.0),
+                   f"CUDA > {SMALL_IMAGE} px": ("cuda", SMALL_IMAGE + 1, 1.0),
+                   f"long tail ≥ {LONG_TAIL_REPEAT:g}x": ("cpu", SMALL_IMAGE + 1, LONG_TAIL_REPEAT)}
+
+
+def preset_table() -> str:
+    """A markdown table of what every ``null`` train key becomes, per preset, evaluated by
+    :func:`resolve_config` in each of :data:`PRESET_CONTEXTS` (the most common value first, then
+    any other with the contexts it holds in). ``docs/parameters.md`` embeds it; a test keeps the two equal."""
+    keys = [f.name for f in dataclasses.fields(TrainConfig) if f.default is None
+            and getattr(resolve_config(TrainConfig(), torch.device("cpu")), f.name) is not None]
+    rows = ["| key | " + " | ".join(f"`{p}`" for p in PRESETS) + " |",
+            "|---|" + "---|" * len(PRESETS)]
+    for key in keys:
+        cells = []
+        for preset in PRESETS:
+            values = {where: getattr(resolve_config(TrainConfig(preset=preset),
+                                                    torch.device(device), image_size=side,
+                                                    repeat=repeat), key)
+                      for where, (device, side, repeat) in PRESET_CONTEXTS.items()}
+            shown = {where: f"`{json.dumps(list(v) if isinstance(v, tuple) else v)}`"
+                     for where, v in values.items()}
+            common = max(shown.values(), key=list(shown.values()).count)
+            cells.append("; ".join([common] + [f"{v} ({', '.join(w for w in shown if shown[w] == v)})"
+                                               for v in dict.fromkeys(shown.values()) if v != common]))
+        rows.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
 class EMA:

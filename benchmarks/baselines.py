@@ -35,11 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(params: dict, work: Path) -> tuple[dict, dict]:
     """prepare + evaluate into ``work``: (prepare summary, evaluate summary with seconds)."""
     d = lambda name: str(work / name)  # noqa: E731
-    prepared = stages.prepare(params, out=d("prepared"), metrics=d("prepare.json"))
+    prepared = stages.prepare.run(params, out=d("prepared"), metrics=d("prepare.json"))
     start = time.perf_counter()
-    summary = stages.evaluate(params, data=d("prepared"), synthetic=d("none"),
-                              metrics=d("evaluate.json"), plots=d("plots"),
-                              report=d("reports/evaluate.md"))
+    summary = stages.evaluate.run(params, data=d("prepared"), synthetic=d("none"),
+                                  metrics=d("evaluate.json"), plots=d("plots"),
+                                  report=d("reports/evaluate.md"))
     return prepared, {**summary, "wall_seconds": round(time.perf_counter() - start, 1)}
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 import augment.train as T
-from augment import stages
+from augment import selection
 from augment.config import load_params, stage_config
 from augment.data import load_prepared
 from augment.io import write_json
@@ -37,8 +37,8 @@ def run(order: str, seeds: list[int]) -> pd.DataFrame:
             shared = torch.Generator().manual_seed(seed)
             T.epoch_generator = lambda s, e, g=shared: g
         gan = T.train_gan(real, cfg, seed=seed, device="cpu")
-        judge = stages._quality_probe(str(ROOT / "models" / "judge.pt"), real, seed=seed,
-                                      device="cpu")
+        judge = selection.quality_probe(str(ROOT / "models" / "judge.pt"), real, seed=seed,
+                                        device="cpu")
         report = judge(gan.ema.module)
         rows.append({"order": order, "seed": seed, **{k: report[k] for k in
                      ("fid", "judge_accuracy", "diversity_min")}})

@@ -51,19 +51,19 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        stages.prepare(params, out=str(d / "prepared"), metrics=str(d / "prepare.json"))
-        stages.judge(params, data=str(d / "prepared"), out=str(d / "judge.pt"),
-                     metrics=str(d / "judge.json"))
+        stages.prepare.run(params, out=str(d / "prepared"), metrics=str(d / "prepare.json"))
+        stages.judge.run(params, data=str(d / "prepared"), out=str(d / "judge.pt"),
+                         metrics=str(d / "judge.json"))
         for load in args.loads:
             other = (subprocess.Popen([sys.executable, "-c", LOAD, str(d / "prepared")], cwd=ROOT)
                      if load == "loaded" else None)
             try:
                 time.sleep(5 if other else 0)  # the load is running before the clock starts
                 start = time.perf_counter()
-                out = stages.train(params, data=str(d / "prepared"), out=str(d / f"{load}.pt"),
-                                   samples=str(d / f"{load}.png"), logdir=str(d / load),
-                                   judge=str(d / "judge.pt"), quality=str(d / f"{load}_q.json"),
-                                   settings=str(d / f"{load}_settings.json"))
+                out = stages.train.run(params, data=str(d / "prepared"), out=str(d / f"{load}.pt"),
+                                       samples=str(d / f"{load}.png"), logdir=str(d / load),
+                                       judge=str(d / "judge.pt"), quality=str(d / f"{load}_q.json"),
+                                       settings=str(d / f"{load}_settings.json"))
                 wall = time.perf_counter() - start
             finally:
                 if other:

@@ -32,6 +32,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,16 +42,16 @@ import torch
 from sklearn.metrics import recall_score
 
 from augment.config import TrainConfig, load_params, override, stage_config
-from augment.data import ImageSet, cap_per_class, stratified_split
+from augment.data import ImageSet, load_prepared
 from augment.classifier import SmallCNN, fit_classifier, predict
 from augment.fidelity import fidelity_report
 from augment.io import atomic_path, write_json
 from augment.judge import confidence_filter
 from augment.models import build_generator
 from augment.runtime import bf16_native, resolve_device
-from augment.sources import load_source
+from augment.stages import prepare
 from augment.plots import save_png
-from augment.synthesize import sample_grid, synthesize
+from augment.synthesis import sample_grid, synthesize
 from augment.train import train_gan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,20 +67,15 @@ FOLDERS = ("cifar10",)  # image folders --root/<name>, split layout (train/, tes
 
 def load_splits(data: str, root: str, seed: int, max_per_class: int | None = None
                 ) -> dict[str, ImageSet]:
-    """train / val / test: digits 20 % test, MNIST and CIFAR-10 their given test split; val
-    15 % of train. ``max_per_class`` caps the pool before val is carved, as ``prepare`` does."""
-    if data in FOLDERS:
-        loaded = load_source("folder", root=str(Path(root) / data))
-    else:
-        loaded = load_source(data, root=root)
-    pool, test, val = loaded.pool, loaded.test, loaded.val
-    if max_per_class is not None:
-        pool = cap_per_class(pool, max_per_class, seed=seed)
-    if test is None:
-        pool, test = stratified_split(pool, 0.2, seed=seed)
-    if val is None:
-        pool, val = stratified_split(pool, 0.15, seed=seed)
-    return {"train": pool, "val": val, "test": test}
+    """train / val / test as the prepare stage makes them at its defaults (digits 20 % test,
+    MNIST and CIFAR-10 their given test split; val 15 % of train; no long tail);
+    ``max_per_class`` caps the pool before val is carved."""
+    where = ({"source": "folder", "root": str(Path(root) / data)} if data in FOLDERS
+             else {"source": data, "root": root})
+    params = {"seed": seed, "prepare": {**where, "max_per_class": max_per_class}}
+    with tempfile.TemporaryDirectory(prefix="cas-prepare-") as tmp:
+        prepare.run(params, out=f"{tmp}/prepared", metrics=f"{tmp}/prepare.json")
+        return load_prepared(f"{tmp}/prepared")
 
 
 def accuracy(images, labels, splits, *, seed: int, epochs: int, device: str = "cpu"

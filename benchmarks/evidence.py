@@ -52,19 +52,19 @@ def run_pipeline(params: dict, work: Path, upto: str = "evaluate") -> tuple[dict
     seconds."""
     d = lambda name: str(work / name)  # noqa: E731
     calls = {
-        "prepare": lambda: stages.prepare(params, out=d("prepared"), metrics=d("prepare.json")),
-        "judge": lambda: stages.judge(params, data=d("prepared"), out=d("judge.pt"),
-                                      metrics=d("judge.json")),
-        "train": lambda: stages.train(params, data=d("prepared"), out=d("gan.pt"),
-                                      samples=d("samples.png"), logdir=d("dvclive"),
-                                      judge=d("judge.pt"), quality=d("quality.json"),
-                                      settings=d("train_config.json")),
-        "synthesize": lambda: stages.synthesize(params, data=d("prepared"), model=d("gan.pt"),
-                                                judge=d("judge.pt"), out=d("synthetic"),
-                                                metrics=d("synthesize.json")),
-        "evaluate": lambda: stages.evaluate(params, data=d("prepared"), synthetic=d("synthetic"),
-                                            metrics=d("evaluate.json"), plots=d("plots"),
-                                            report=d("reports/evaluate.md")),
+        "prepare": lambda: stages.prepare.run(params, out=d("prepared"), metrics=d("prepare.json")),
+        "judge": lambda: stages.judge.run(params, data=d("prepared"), out=d("judge.pt"),
+                                          metrics=d("judge.json")),
+        "train": lambda: stages.train.run(params, data=d("prepared"), out=d("gan.pt"),
+                                          samples=d("samples.png"), logdir=d("dvclive"),
+                                          judge=d("judge.pt"), quality=d("quality.json"),
+                                          settings=d("train_config.json")),
+        "synthesize": lambda: stages.synthesize.run(params, data=d("prepared"), model=d("gan.pt"),
+                                                    judge=d("judge.pt"), out=d("synthetic"),
+                                                    metrics=d("synthesize.json")),
+        "evaluate": lambda: stages.evaluate.run(params, data=d("prepared"), synthetic=d("synthetic"),
+                                                metrics=d("evaluate.json"), plots=d("plots"),
+                                                report=d("reports/evaluate.md")),
     }
     seconds, results = {}, {}
     for name, call in calls.items():
@@ -85,7 +85,7 @@ def held_out_quality(work: Path, seed: int) -> dict:
     from augment.data import load_prepared, minority_classes
     from augment.fidelity import fidelity_report
     from augment.judge import load_judge
-    from augment.synthesize import synthesize
+    from augment.synthesis import synthesize
 
     splits = load_prepared(work / "prepared", splits=("train", "val"))
     judge, _ = load_judge(work / "judge.pt", "cpu")

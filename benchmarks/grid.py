@@ -181,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="augment-grid-"))
     print(f"outputs under {work}")
     prepared = work / "prepared"
-    summary = stages.prepare(params, out=str(prepared), metrics=str(work / "prepare.json"))
+    summary = stages.prepare.run(params, out=str(prepared), metrics=str(work / "prepare.json"))
 
     t0 = time.perf_counter()
-    stages.evaluate(params, **outputs(work, prepared, "in-process"))
+    stages.evaluate.run(params, **outputs(work, prepared, "in-process"))
     rows = [{"setting": "in-process", "evaluate": {}, "start_s": [0.0],
              "flow_s": [round(time.perf_counter() - t0, 2)], "tags": ["in-process"]}]
     reference = results(work, "in-process")

@@ -26,7 +26,7 @@ from augment.checkpoint import save_checkpoint
 from augment.datasets import SyntheticDataset
 from augment.io import write_json
 from augment.models import build_generator
-from augment.synthesize import synthesize, write_synthetic
+from augment.synthesis import synthesize, write_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"mnist28": (1, 28), "rgb32": (3, 32)}

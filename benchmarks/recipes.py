@@ -39,7 +39,7 @@ def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
     params = {**params, "seed": int(match.group(1)) if match else params.get("seed", 0)}
     out = work / f"recipes_{tag}"
     start = time.perf_counter()
-    summary = stages.evaluate(params, data=str(work / "prepared"), synthetic=str(work / "synthetic"),
+    summary = stages.evaluate.run(params, data=str(work / "prepared"), synthetic=str(work / "synthetic"),
                     metrics=str(out / "evaluate.json"), plots=str(out / "plots"),
                     report=str(out / "evaluate.md"))
     runs = pd.read_csv(out / "plots" / "runs.csv")

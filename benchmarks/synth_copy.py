@@ -12,7 +12,7 @@ import argparse
 import pandas as pd
 import torch
 
-import augment.synthesize as synthesize_module
+import augment.synthesis as synthesize_module
 from augment.io import write_json
 from augment.runtime import resolve_device, to_uint8
 from benchmarks.throughput import ROOT, SHAPES, synth_rate

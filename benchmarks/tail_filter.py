@@ -25,7 +25,7 @@ from augment.config import load_params
 from augment.data import load_prepared
 from augment.io import write_json
 from augment.judge import judge_outputs, load_judge
-from augment.synthesize import synthesize
+from augment.synthesis import synthesize
 
 from augment.config import override
 from benchmarks.evidence import ROOT, SOURCES, run_pipeline

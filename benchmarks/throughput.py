@@ -32,7 +32,7 @@ from augment.data import ImageSet
 from augment.io import write_json
 from augment.runtime import bf16_native, resolve_device
 from augment.sources import load_digits_source
-from augment.synthesize import synthesize
+from augment.synthesis import synthesize
 from augment.runtime import to_unit
 from augment.train import d_step, g_step, resolve_config, setup, train_gan
 

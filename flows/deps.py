@@ -1,13 +1,11 @@
 """The code each DVC stage runs, found from its imports: ``python -m flows deps [--check]``.
 
 A stage's command is ``exec python -m flows <stage>``. Its code is ``flows/__main__.py``, the flow
-module that holds the stage's flow, ``augment.stages.<stage>`` with the functions of
-``augment/stages.py`` it calls, and every module of this repository that any of those imports,
-transitively. Imports are read from the source (``ast``), including those inside functions,
-so a module counts with everything it could import; only ``augment/stages.py`` is read per
-function, because it gathers every stage's entry point and imports each stage's heavy modules
-in that stage's function alone. Importing a submodule also runs its package's
-``__init__.py``, which counts too.
+module that holds the stage's flow, the stage's module ``augment/stages/<stage>.py`` (the flow
+imports it by name when it runs), and every module of this repository that any of those imports,
+transitively. Imports are read from the source (``ast``), those inside functions included, so a
+module counts with everything it could import; importing a submodule also runs its packages'
+``__init__.py``, which count too.
 
 ``dvc.yaml`` lists these files as each stage's code deps; ``--check`` (and a test) fails when
 the two differ, so a code change that can alter an output always reruns its stage.
@@ -21,11 +19,10 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from augment.stages import STAGES
 from flows import FLOW_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("prepare", "judge", "train", "synthesize", "evaluate")
-ENTRY = "augment.stages"  # read per function
 
 
 def module_file(name: str) -> Path | None:
@@ -72,8 +69,7 @@ def with_packages(name: str) -> set[str]:
 
 
 def closure(modules: set[str]) -> set[str]:
-    """``modules`` and every repository module they import, transitively (``ENTRY``'s own
-    imports are left to :func:`function_imports`)."""
+    """``modules`` and every repository module they import, transitively."""
     seen: set[str] = set()
     todo = [p for m in modules for p in with_packages(m)]
     while todo:
@@ -81,38 +77,13 @@ def closure(modules: set[str]) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        if name != ENTRY:
-            todo += [p for m in imported(_tree(name), name) for p in with_packages(m)]
+        todo += [p for m in imported(_tree(name), name) for p in with_packages(m)]
     return seen
-
-
-def function_imports(module: str, function: str) -> set[str]:
-    """What ``module.function`` imports: the module's top-level imports, the function's own, and
-    those of the module's functions it uses by name (transitively; a local variable of the
-    same name, or an argument, is not a use)."""
-    tree = _tree(module)
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    found = imported(ast.Module([n for n in tree.body if n.__class__ not in
-                                 (ast.FunctionDef, ast.ClassDef)], []), module)
-    todo, seen = [function], set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        body = list(ast.walk(functions[name]))
-        local = {n.id for n in body if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        local |= {n.arg for n in body if isinstance(n, ast.arg)}
-        found |= imported(functions[name], module)
-        todo += [n.id for n in body if isinstance(n, ast.Name) and n.id in functions
-                 and isinstance(n.ctx, ast.Load) and n.id not in local]
-    return found
 
 
 def stage_code(stage: str) -> list[str]:
     """Repository-relative paths of the code ``python -m flows <stage>`` runs."""
-    modules = closure({"flows.__main__", FLOW_MODULES[stage]})
-    modules |= closure(function_imports(ENTRY, stage))
+    modules = closure({"flows.__main__", FLOW_MODULES[stage], f"augment.stages.{stage}"})
     return sorted(str(module_file(m).relative_to(ROOT)) for m in modules)
 
 

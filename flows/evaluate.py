@@ -16,10 +16,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from augment import stages
 from augment.config import EvaluateConfig, load_params, stage_config
 from augment.errors import ConfigError
 from augment.evaluate import evaluate_variant
+from augment.stages import evaluate as evaluate_stage
 
 
 # The inputs hold whole image arrays: hashing them for a cache key would cost more than it saves.
@@ -86,11 +86,11 @@ def cluster_config(cfg: EvaluateConfig):
 
 @flow(name="augment-evaluate", log_prints=True, validate_parameters=False)
 def _evaluate(params: dict, paths: dict) -> dict:
-    return stages.evaluate(params, runner=_prefect_runner, **paths)
+    return evaluate_stage.run(params, runner=_prefect_runner, **paths)
 
 
 def evaluate_flow(params_path: str = "params.yaml", return_state: bool = False, **paths):
-    """Run :func:`augment.stages.evaluate` as a flow, one Prefect task per (variant, seed)."""
+    """Run :func:`augment.stages.evaluate.run` as a flow, one Prefect task per (variant, seed)."""
     params = load_params(params_path)
     cfg = stage_config(params, "evaluate")
     runner = task_runner(cfg)

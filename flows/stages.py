@@ -1,20 +1,23 @@
-"""Prefect flows for the prepare, judge, train and synthesize stages: each runs one
-:mod:`augment.stages` function with the params file it is given."""
+"""Prefect flows for the prepare, judge, train and synthesize stages: each runs one stage's
+``augment.stages.<stage>.run`` with the params file it is given (imported when the flow runs, so
+a stage process loads only its own stage's code)."""
 
 from __future__ import annotations
 
+import importlib
+
 from prefect import flow
 
-from augment import stages
 from augment.config import load_params
 
 
 def _stage_flow(stage: str):
     @flow(name=f"augment-{stage}", log_prints=True, validate_parameters=False)
     def run(params_path: str = "params.yaml", **paths) -> dict:
-        return getattr(stages, stage)(load_params(params_path), **paths)
+        module = importlib.import_module(f"augment.stages.{stage}")
+        return module.run(load_params(params_path), **paths)
 
-    run.__doc__ = f"Run :func:`augment.stages.{stage}` with the params at ``params_path``."
+    run.__doc__ = f"Run :func:`augment.stages.{stage}.run` with the params at ``params_path``."
     return run
 
 

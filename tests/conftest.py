@@ -20,6 +20,9 @@ MNIST_ROOT = ROOT.parent / "shared" / "data"
 # Prefect keeps its database under PREFECT_HOME: one throw-away home per test session.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="augment-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# An ephemeral server's start (a uvicorn process importing Prefect) took over the default 20 s on
+# the 2-core CI machine under a parallel job; the tests test flows, not start-up speed.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
@@ -45,7 +48,7 @@ def prepared(tmp_path_factory) -> Path:
     from augment import stages
 
     out = tmp_path_factory.mktemp("prepared") / "prepared"
-    stages.prepare(tiny_params(), out=str(out), metrics=str(out.parent / "prepare.json"))
+    stages.prepare.run(tiny_params(), out=str(out), metrics=str(out.parent / "prepare.json"))
     return out
 
 
@@ -55,8 +58,8 @@ def judge(prepared, tmp_path_factory) -> Path:
     from augment import stages
 
     d = tmp_path_factory.mktemp("judge")
-    stages.judge(tiny_params(), data=str(prepared), out=str(d / "judge.pt"),
-                 metrics=str(d / "judge.json"))
+    stages.judge.run(tiny_params(), data=str(prepared), out=str(d / "judge.pt"),
+                     metrics=str(d / "judge.json"))
     return d / "judge.pt"
 
 
@@ -66,10 +69,10 @@ def checkpoint(prepared, judge, tmp_path_factory) -> Path:
     from augment import stages
 
     d = tmp_path_factory.mktemp("train")
-    stages.train(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
-                 samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
-                 judge=str(judge), quality=str(d / "quality.json"),
-                 settings=str(d / "train_config.json"))
+    stages.train.run(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
+                     samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
+                     judge=str(judge), quality=str(d / "quality.json"),
+                     settings=str(d / "train_config.json"))
     return d / "gan.pt"
 
 

@@ -99,9 +99,9 @@ def test_the_train_stage_records_the_epochs_a_budget_reached(prepared, tmp_path)
     params["train"].update(epochs=1000, minutes=0.05, checkpoint_every=1000)
 
     def train(p, d):
-        return stages.train(p, data=str(prepared), out=str(d / "gan.pt"),
-                            samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
-                            judge=None, settings=str(d / "train_config.json"))
+        return stages.train.run(p, data=str(prepared), out=str(d / "gan.pt"),
+                                samples=str(d / "samples.png"), logdir=str(d / "dvclive"),
+                                judge=None, settings=str(d / "train_config.json"))
 
     out = train(params, tmp_path / "timed")
     used = json.loads((tmp_path / "timed" / "train_config.json").read_text())

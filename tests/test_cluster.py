@@ -55,7 +55,7 @@ def in_process(prepared, tmp_path_factory) -> dict:
     params = tiny_params()
     params["evaluate"].update(GRID)
     d = tmp_path_factory.mktemp("in_process")
-    stages.evaluate(params, **outputs(d, prepared))
+    stages.evaluate.run(params, **outputs(d, prepared))
     return results(d)
 
 

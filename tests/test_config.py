@@ -103,7 +103,7 @@ def test_library_functions_take_their_defaults_from_the_configs():
     import augment
     from augment.classifier import SmallCNN, fit_classifier
     from augment.evaluate import evaluate_variant
-    from augment.synthesize import balance_counts
+    from augment.synthesis import balance_counts
     from augment.train import train_gan
 
     def defaults(fn) -> dict:
@@ -128,3 +128,25 @@ def test_every_key_says_what_it_does():
     for cls in STAGE_CONFIGS.values():
         for f in dataclasses.fields(cls):
             assert len(f.metadata.get("doc", "")) > 10, f"{cls.__name__}.{f.name} has no doc"
+
+
+def test_the_docs_preset_table_is_the_codes():
+    """Preset values are stated once: docs/parameters.md embeds resolve_config's table."""
+    from augment.train import preset_table
+
+    text = (ROOT / "docs" / "parameters.md").read_text()
+    block = text.split("<!-- preset table: generated -->\n")[1].split("<!-- end preset table -->")[0]
+    table = preset_table()
+    assert block == table, f"docs/parameters.md's preset table is stale; paste:\n{table}"
+    assert "| `lr_g` | `0.002` | `0.001` | `0.0002` |" in table  # read from the presets
+
+
+def test_the_preset_table_follows_a_changed_preset(monkeypatch):
+    from augment import models
+    from augment.train import preset_table
+
+    before = preset_table()
+    dcgan = models.PRESETS["dcgan"]
+    monkeypatch.setitem(models.PRESETS, "dcgan", dataclasses.replace(
+        dcgan, defaults={**dcgan.defaults, "lr_g": 5e-4}))
+    assert preset_table() != before and "| `lr_g` | `0.0005` |" in preset_table()

@@ -12,7 +12,7 @@ import torch
 from augment.checkpoint import save_checkpoint
 from augment.config import TrainConfig
 from augment.runtime import bf16_native, to_uint8
-from augment.synthesize import synthesize
+from augment.synthesis import synthesize
 from augment.train import train_gan
 from conftest import fabricate_images
 

@@ -63,9 +63,9 @@ def test_prepare_long_tail_touches_train_only(params, tmp_path):
     from augment import stages
 
     params["prepare"].update(max_per_class=None)
-    stages.prepare(params, out=str(tmp_path / "flat"), metrics=str(tmp_path / "flat.json"))
+    stages.prepare.run(params, out=str(tmp_path / "flat"), metrics=str(tmp_path / "flat.json"))
     params["prepare"]["imbalance_ratio"] = 10.0
-    summary = stages.prepare(params, out=str(tmp_path / "lt"), metrics=str(tmp_path / "lt.json"))
+    summary = stages.prepare.run(params, out=str(tmp_path / "lt"), metrics=str(tmp_path / "lt.json"))
     flat, lt = D.load_prepared(tmp_path / "flat"), D.load_prepared(tmp_path / "lt")
     assert summary["train_imbalance"] == pytest.approx(10, rel=0.1)
     for split in ("val", "test"):  # identical to the balanced run, image for image

@@ -26,8 +26,8 @@ from conftest import ROOT, tiny_params
 def folder(prepared, checkpoint, judge, tmp_path_factory) -> str:
     """The synthesize stage's output for the tiny digits checkpoint."""
     d = tmp_path_factory.mktemp("synthetic")
-    stages.synthesize(tiny_params(), data=str(prepared), model=str(checkpoint), judge=str(judge),
-                      out=str(d / "synthetic"), metrics=str(d / "synthesize.json"))
+    stages.synthesize.run(tiny_params(), data=str(prepared), model=str(checkpoint), judge=str(judge),
+                          out=str(d / "synthetic"), metrics=str(d / "synthesize.json"))
     return str(d / "synthetic")
 
 
@@ -199,7 +199,7 @@ def test_mix_refuses_other_image_sizes_and_unlabelled_real_sets(folder, checkpoi
 
 def test_the_readme_snippet_runs_as_pasted(tmp_path):
     """README's "Use it in your training loop" code, on colour photos and a synthesize folder."""
-    from augment.synthesize import write_synthetic
+    from augment.synthesis import write_synthetic
     from conftest import fabricate_images
 
     text = (ROOT / "README.md").read_text().split("## Use it in your training loop", 1)[1]

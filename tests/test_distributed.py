@@ -22,7 +22,7 @@ from augment import distributed, stages
 from augment.checkpoint import load_checkpoint, save_checkpoint
 from augment.config import TrainConfig
 from augment.errors import ConfigError, DataError, TrainingError
-from augment.synthesize import synthesize
+from augment.synthesis import synthesize
 from augment.train import train_gan
 from conftest import ROOT
 from test_signals import TAG, tagged, wait_gone
@@ -139,10 +139,10 @@ def test_train_stage_on_two_ranks_writes_a_checkpoint_that_synthesizes(prepared,
                                                                         tmp_path):
     params["train"].update(nproc=2, epochs=2)
     out = tmp_path / "gan.pt"
-    summary = stages.train(params, data=str(prepared), out=str(out), judge=str(judge),
-                           samples=str(tmp_path / "s.png"), logdir=str(tmp_path / "live"),
-                           quality=str(tmp_path / "q.json"), settings=str(tmp_path / "c.json"),
-                           resume_dir=str(tmp_path / "resume"))
+    summary = stages.train.run(params, data=str(prepared), out=str(out), judge=str(judge),
+                               samples=str(tmp_path / "s.png"), logdir=str(tmp_path / "live"),
+                               quality=str(tmp_path / "q.json"), settings=str(tmp_path / "c.json"),
+                               resume_dir=str(tmp_path / "resume"))
     assert summary["epochs"] == 2 and summary["settings"]["nproc"] == 2
     assert json.loads((tmp_path / "c.json").read_text())["nproc"] == 2
     assert [h["epoch"] for h in load_checkpoint(out)["history"]] == [1, 2]
@@ -156,9 +156,9 @@ def test_a_time_budget_on_two_ranks_follows_rank_0s_plan(prepared, params, tmp_p
     count would hang in the next collective or fail); the settings record the count reached."""
     params["train"].update(nproc=2, epochs=1000, minutes=0.05, checkpoint_every=1000)
     out = tmp_path / "gan.pt"
-    summary = stages.train(params, data=str(prepared), out=str(out), judge=None,
-                           samples=str(tmp_path / "s.png"), logdir=str(tmp_path / "live"),
-                           settings=str(tmp_path / "c.json"), resume_dir=str(tmp_path / "r"))
+    summary = stages.train.run(params, data=str(prepared), out=str(out), judge=None,
+                               samples=str(tmp_path / "s.png"), logdir=str(tmp_path / "live"),
+                               settings=str(tmp_path / "c.json"), resume_dir=str(tmp_path / "r"))
     used = json.loads((tmp_path / "c.json").read_text())
     assert 1 <= used["epochs"] == summary["epochs"] < 1000 and used["minutes"] == 0.05
     assert [h["epoch"] for h in load_checkpoint(out)["history"]] == list(
@@ -187,7 +187,7 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_refused(prepared, params,
     params["train"].update(nproc=3, batch_size=32)
     with pytest.raises(ConfigError, match=r"train.batch_size 32 does not split over 3 ranks.*"
                                           r"multiple of 3"):
-        stages.train(params, data=str(prepared), out=str(tmp_path / "gan.pt"), judge=None)
+        stages.train.run(params, data=str(prepared), out=str(tmp_path / "gan.pt"), judge=None)
     assert not (tmp_path / "gan.pt").exists()
 
 
@@ -196,14 +196,14 @@ def test_a_users_error_on_one_rank_ends_the_run_with_that_error(prepared, params
     rank 0, is stopped; nothing is written."""
     other = tmp_path / "judge.pt"
     params["prepare"]["classes"] = ["0", "1"]
-    stages.prepare(params, out=str(tmp_path / "two"), metrics=str(tmp_path / "p.json"))
-    stages.judge(params, data=str(tmp_path / "two"), out=str(other),
-                 metrics=str(tmp_path / "j.json"))
+    stages.prepare.run(params, out=str(tmp_path / "two"), metrics=str(tmp_path / "p.json"))
+    stages.judge.run(params, data=str(tmp_path / "two"), out=str(other),
+                     metrics=str(tmp_path / "j.json"))
     params["train"].update(nproc=2)
     t0 = time.monotonic()
     with pytest.raises(DataError, match="re-run the judge stage"):
-        stages.train(params, data=str(prepared), out=str(tmp_path / "gan.pt"), judge=str(other),
-                     logdir=str(tmp_path / "live"), resume_dir=str(tmp_path / "resume"))
+        stages.train.run(params, data=str(prepared), out=str(tmp_path / "gan.pt"), judge=str(other),
+                         logdir=str(tmp_path / "live"), resume_dir=str(tmp_path / "resume"))
     assert time.monotonic() - t0 < 120 and not (tmp_path / "gan.pt").exists()
 
 

@@ -224,7 +224,7 @@ def test_a_loss_or_mixing_part_without_its_treatment_is_refused(variant, parts):
 def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params):
     """A long tail's `real` trains for the largest variant's steps, not its own set's."""
     params["prepare"]["imbalance_ratio"] = 10.0
-    stages.prepare(params, out=str(tmp_path / "p"), metrics=str(tmp_path / "p.json"))
+    stages.prepare.run(params, out=str(tmp_path / "p"), metrics=str(tmp_path / "p.json"))
     labels = load_prepared(tmp_path / "p")["train"].labels
     steps = common_steps(("real", "real+oversample"), labels, None, batch_size=16)
     assert steps == train_size("real+oversample", labels, None) // 16 > len(labels) // 16
@@ -233,9 +233,9 @@ def test_equal_steps_give_the_small_set_as_many_updates(tmp_path, params):
     metrics, runs = {}, {}
     for flag in (True, False):
         params["evaluate"]["equal_steps"] = flag
-        stages.evaluate(params, data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
-                        metrics=str(tmp_path / f"{flag}.json"), plots=str(tmp_path / f"{flag}"),
-                        report=str(tmp_path / f"{flag}" / "e.md"))
+        stages.evaluate.run(params, data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
+                            metrics=str(tmp_path / f"{flag}.json"), plots=str(tmp_path / f"{flag}"),
+                            report=str(tmp_path / f"{flag}" / "e.md"))
         metrics[flag] = json.loads((tmp_path / f"{flag}.json").read_text())
         runs[flag] = pd.read_csv(tmp_path / f"{flag}" / "runs.csv").set_index("variant")
     assert runs[True]["steps_per_epoch"].tolist() == [steps, steps]
@@ -311,11 +311,11 @@ def test_missing_cluster_runner_package_says_what_to_install(monkeypatch, runner
 
 def test_minority_only_fills_just_the_minority(tmp_path, params, checkpoint, judge):
     params["prepare"]["imbalance_ratio"] = 10.0
-    stages.prepare(params, out=str(tmp_path / "prepared"), metrics=str(tmp_path / "p.json"))
+    stages.prepare.run(params, out=str(tmp_path / "prepared"), metrics=str(tmp_path / "p.json"))
     params["synthesize"]["minority_only"] = True
-    summary = stages.synthesize(params, data=str(tmp_path / "prepared"), model=str(checkpoint),
-                                judge=str(judge), out=str(tmp_path / "syn"),
-                                metrics=str(tmp_path / "s.json"))
+    summary = stages.synthesize.run(params, data=str(tmp_path / "prepared"), model=str(checkpoint),
+                                    judge=str(judge), out=str(tmp_path / "syn"),
+                                    metrics=str(tmp_path / "s.json"))
     counts = json.loads((tmp_path / "p.json").read_text())["train_counts"]
     minority = {list(counts)[i] for i in minority_classes(np.array(list(counts.values())))}
     assert {c for c, n in summary["per_class"].items() if n > 0} == minority
@@ -334,7 +334,7 @@ def test_dask_task_runner_gives_the_same_numbers(tmp_path, params, prepared):
                              metrics=str(tmp_path / f"{tag}.json"), plots=str(tmp_path / tag),
                              report=str(tmp_path / tag / "evaluate.md"))
     evaluate_flow(params_path=str(tmp_path / "params.yaml"), **paths("dask"))
-    stages.evaluate(params, **paths("local"))
+    stages.evaluate.run(params, **paths("local"))
     assert (json.loads((tmp_path / "dask.json").read_text())
             == json.loads((tmp_path / "local.json").read_text()))
 
@@ -342,16 +342,16 @@ def test_dask_task_runner_gives_the_same_numbers(tmp_path, params, prepared):
 def test_report_flags_a_synthetic_only_variant_without_every_class():
     """A top-up synthetic set (balanced data: a few images, some classes none) makes the
     `synthetic` row meaningless; the report says so instead of showing it as a quality score."""
-    from augment.stages import _synthetic_only_notes
+    from augment.stages.evaluate import synthetic_only_notes
 
     train = fabricate_images([4, 4, 4])
     summary = {"variants": {"real": {}, "synthetic": {}, "real+synthetic": {}}}
     top_up = (np.zeros((3, 1, 8, 8), np.uint8), np.array([0, 0, 2]))
-    (note,) = _synthetic_only_notes(summary, train, top_up)
+    (note,) = synthetic_only_notes(summary, train, top_up)
     assert "`synthetic` trains on the 3 synthetic images" in note and "class(es) c1:" in note
     full = (np.zeros((3, 1, 8, 8), np.uint8), np.array([0, 1, 2]))
-    assert _synthetic_only_notes(summary, train, full) == []
-    assert _synthetic_only_notes({"variants": {"real+synthetic": {}}}, train, top_up) == []
+    assert synthetic_only_notes(summary, train, full) == []
+    assert synthetic_only_notes({"variants": {"real+synthetic": {}}}, train, top_up) == []
 
 
 def test_stage_builds_each_variants_treatment_from_its_own_prior(tmp_path, params):
@@ -359,13 +359,13 @@ def test_stage_builds_each_variants_treatment_from_its_own_prior(tmp_path, param
     at τ = 1 is balanced_softmax to the last digit, posthoc reports a τ from the grid, and each
     variant's prior ratio is its own training set's (real: the long tail; oversample: 1)."""
     params["prepare"]["imbalance_ratio"] = 10.0
-    stages.prepare(params, out=str(tmp_path / "p"), metrics=str(tmp_path / "p.json"))
+    stages.prepare.run(params, out=str(tmp_path / "p"), metrics=str(tmp_path / "p.json"))
     variants = ["real", "real+oversample+balanced_softmax", "real+balanced_softmax",
                 "real+logit_adjust", "real+posthoc", "real+drw"]
     params["evaluate"].update(variants=variants, seeds=1, epochs=2, batch_size=16)
-    summary = stages.evaluate(params, data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
-                              metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "plots"),
-                              report=str(tmp_path / "r" / "e.md"))
+    summary = stages.evaluate.run(params, data=str(tmp_path / "p"), synthetic=str(tmp_path / "none"),
+                                  metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "plots"),
+                                  report=str(tmp_path / "r" / "e.md"))
     runs = pd.read_csv(tmp_path / "plots" / "runs.csv").set_index("variant")
     counts = np.array(list(json.loads((tmp_path / "p.json").read_text())["train_counts"].values()))
     assert runs.loc["real", "prior_ratio"] == pytest.approx(counts.max() / counts.min())

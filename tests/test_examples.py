@@ -13,7 +13,7 @@ from PIL import Image
 from augment.config import TrainConfig
 from augment.data import ImageSet, long_tail
 from augment.evaluate import common_steps, evaluate_variant
-from augment.synthesize import balance_counts, synthesize, write_synthetic
+from augment.synthesis import balance_counts, synthesize, write_synthetic
 from augment.train import train_gan
 from conftest import MNIST_ROOT, ROOT
 from test_datasets import image_folder

@@ -48,8 +48,8 @@ def test_stage_flows_end_to_end(tmp_path, params):
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert set(metrics) == {"seeds", "baseline", "real", "real+synthetic",
                             "vs_real:real+synthetic", "vs_baseline:real+synthetic", "verdict"}
-    sequential = stages.evaluate(params, data=d("prepared"), synthetic=d("syn"),
-                                 metrics=d("eval_seq.json"), plots=d("plots_seq"),
-                                 report=d("seq/evaluate.md"))
+    sequential = stages.evaluate.run(params, data=d("prepared"), synthetic=d("syn"),
+                                     metrics=d("eval_seq.json"), plots=d("plots_seq"),
+                                     report=d("seq/evaluate.md"))
     assert json.loads((tmp_path / "eval_seq.json").read_text()) == metrics
     assert sequential["verdict"] == metrics["verdict"]

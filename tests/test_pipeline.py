@@ -97,17 +97,21 @@ def test_stages_import_no_code_missing_from_their_deps(repo):
     for stage, text in zip(parts[1::2], parts[2::2]):
         modules = set(re.findall(r"^import time:.*\|\s+((?:augment|flows)(?:\.\w+)*)\s*$",
                                  text, re.M))
-        assert "augment.stages" in modules and "flows.__main__" not in modules  # run as __main__
+        # flows.__main__ runs as __main__; the stage's own module, and no other stage's, is loaded
+        assert {m for m in modules if m.startswith("augment.stages.")} == {f"augment.stages.{stage}"}
+        assert "flows.__main__" not in modules
         files = {m.replace(".", "/") + (".py" if (repo[0] / (m.replace(".", "/") + ".py")).is_file()
                                         else "/__init__.py") for m in modules}
         assert files <= set(deps[stage]["deps"]), (stage, sorted(files - set(deps[stage]["deps"])))
 
 
 # an edit to the module reruns these stages, and leaves the others up to date
+# (prepare's outputs feed every later stage: those rerun once prepare has, if its outputs change)
 EDITS = {"augment/sources.py": {"prepare"}, "augment/judge.py": {"judge", "train", "synthesize"},
          "augment/runtime.py": {"prepare", "judge", "train", "synthesize", "evaluate"},
-         "augment/losses.py": {"train"}, "augment/analysis.py": {"evaluate"},
-         "flows/evaluate.py": {"evaluate"}}
+         "augment/losses.py": {"train"}, "augment/evaluate.py": {"evaluate"},
+         "augment/mixing.py": {"evaluate"}, "augment/longtail.py": {"evaluate"},
+         "augment/stages/train.py": {"train"}, "flows/evaluate.py": {"evaluate"}}
 
 
 @pytest.mark.parametrize("module", EDITS)

@@ -10,7 +10,7 @@ from augment.data import load_prepared
 from augment.errors import CheckpointError, DataError
 from augment.fidelity import fidelity_report, frechet_distance
 from augment.judge import confidence_filter, judge_outputs, load_judge, train_judge
-from augment.synthesize import synthesize
+from augment.synthesis import synthesize
 
 
 def _scipy_fid(a, b):
@@ -164,9 +164,9 @@ def test_synthesize_stage_filters_with_the_judge(prepared, checkpoint, params, t
     model, info = train_judge(fake, fake, epochs=30, width=16, lr=0.01, device="cpu")
     save_judge(tmp_path / "judge.pt", model, classes=classes, width=16, info=info)
     params["synthesize"]["filter_threshold"] = 0.3
-    summary = stages.synthesize(params, data=str(prepared), model=str(checkpoint),
-                                judge=str(tmp_path / "judge.pt"), out=str(tmp_path / "syn"),
-                                metrics=str(tmp_path / "syn.json"))
+    summary = stages.synthesize.run(params, data=str(prepared), model=str(checkpoint),
+                                    judge=str(tmp_path / "judge.pt"), out=str(tmp_path / "syn"),
+                                    metrics=str(tmp_path / "syn.json"))
     kept, kept_labels = load_synthetic(tmp_path / "syn")
     assert np.bincount(kept_labels, minlength=len(classes)).tolist() == \
         list(summary["per_class"].values())

@@ -12,7 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 from augment.config import TrainConfig
 from augment.errors import CheckpointError, ConfigError, DataError
 from augment.resample import GANResampler
-from augment.synthesize import synthesize
+from augment.synthesis import synthesize
 from conftest import fabricate_images
 
 TINY = TrainConfig(epochs=1, batch_size=32, width=8, device="cpu")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from augment import stages
+from augment import selection, stages
 from augment.checkpoint import load_generator
 from augment.data import load_prepared, load_synthetic
 from augment.runtime import resolve_device
@@ -19,19 +19,19 @@ def test_rgb_folder_through_every_stage(tmp_path, params):
     params["prepare"].update(source="folder", root=str(root), image_size=16, max_per_class=None,
                              val_fraction=0.25, test_fraction=0.25, imbalance_ratio=2.0)
     d = lambda name: str(tmp_path / name)  # noqa: E731
-    summary = stages.prepare(params, out=d("prepared"), metrics=d("prepare.json"))
+    summary = stages.prepare.run(params, out=d("prepared"), metrics=d("prepare.json"))
     assert summary["image_shape"] == [3, 16, 16] and summary["classes"] == 4
-    stages.judge(params, data=d("prepared"), out=d("judge.pt"), metrics=d("judge.json"))
-    stages.train(params, data=d("prepared"), out=d("gan.pt"), samples=d("samples.png"),
-                 logdir=d("live"), judge=d("judge.pt"), quality=d("quality.json"),
-                 settings=d("train_config.json"))
+    stages.judge.run(params, data=d("prepared"), out=d("judge.pt"), metrics=d("judge.json"))
+    stages.train.run(params, data=d("prepared"), out=d("gan.pt"), samples=d("samples.png"),
+                     logdir=d("live"), judge=d("judge.pt"), quality=d("quality.json"),
+                     settings=d("train_config.json"))
     quality = json.loads((tmp_path / "quality.json").read_text())
     assert set(quality["fid_per_class"]) == set(CLASSES)
     # the report is the kept RGB generator's, measured again from the checkpoint (exact on a
     # CPU; a GPU may round a pixel differently)
     train = load_prepared(d("prepared"), splits=("train",))["train"]
     device = resolve_device(params["train"]["device"])
-    probe = stages._quality_probe(d("judge.pt"), train, seed=params["seed"], device=device)[0]
+    probe = selection.quality_probe(d("judge.pt"), train, seed=params["seed"], device=device)[0]
     expected = probe(load_generator(d("gan.pt"), device)[0])
     assert quality.pop("epoch") in (1, 2) and quality.pop("guards")["passed"]
     assert set(quality) == set(expected)
@@ -40,8 +40,8 @@ def test_rgb_folder_through_every_stage(tmp_path, params):
         assert quality[key] == pytest.approx(value, **tolerance), key
     grid = np.asarray(Image.open(tmp_path / "samples.png"))
     assert grid.ndim == 3 and grid.shape[2] == 3  # an RGB grid
-    syn = stages.synthesize(params, data=d("prepared"), model=d("gan.pt"), out=d("syn"),
-                            metrics=d("syn.json"))
+    syn = stages.synthesize.run(params, data=d("prepared"), model=d("gan.pt"), out=d("syn"),
+                                metrics=d("syn.json"))
     # target max: real + synthetic fills every class up to the largest (imbalance 2: some do get
     # images)
     _, syn_labels = load_synthetic(tmp_path / "syn")
@@ -49,8 +49,8 @@ def test_rgb_folder_through_every_stage(tmp_path, params):
     assert syn["total"] == len(syn_labels) > 0 and filled.tolist() == [train.counts().max()] * 4
     png = next((tmp_path / "syn" / "images").rglob("*.png"))
     assert np.asarray(Image.open(png)).shape == (16, 16, 3)
-    stages.evaluate(params, data=d("prepared"), synthetic=d("syn"), metrics=d("eval.json"),
-                    plots=d("plots"), report=d("reports/evaluate.md"))
+    stages.evaluate.run(params, data=d("prepared"), synthetic=d("syn"), metrics=d("eval.json"),
+                        plots=d("plots"), report=d("reports/evaluate.md"))
     grid = np.asarray(Image.open(tmp_path / "reports" / "samples.png"))
     assert grid.ndim == 3 and grid.shape[2] == 3  # real | synthetic per class, in colour
     metrics = json.loads((tmp_path / "eval.json").read_text())
@@ -73,9 +73,9 @@ def test_64px_rgb_trains_a_deeper_stack_and_synthesizes(tmp_path, params):
                              val_fraction=0.25, test_fraction=0.25)
     params["train"].update(epochs=1, batch_size=8, width=4)
     d = lambda name: str(tmp_path / name)  # noqa: E731
-    stages.prepare(params, out=d("prepared"), metrics=d("prepare.json"))
-    stages.train(params, data=d("prepared"), out=d("gan.pt"), samples=d("s.png"), judge=None,
-                 logdir=d("live"), settings=d("c.json"))
+    stages.prepare.run(params, out=d("prepared"), metrics=d("prepare.json"))
+    stages.train.run(params, data=d("prepared"), out=d("gan.pt"), samples=d("s.png"), judge=None,
+                     logdir=d("live"), settings=d("c.json"))
     hparams = load_checkpoint(d("gan.pt"))["hparams"]
     assert hparams["image_shape"] == [3, 64, 64]
     assert len(build_generator(hparams).blocks) == 4

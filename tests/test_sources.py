@@ -83,7 +83,7 @@ def test_bad_folders(tmp_path, params, setup, needle):
     setup(root)
     params["prepare"].update(source="folder", root=str(root), max_per_class=None)
     with pytest.raises(DataError, match=needle):
-        stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+        stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
 
 
@@ -111,7 +111,7 @@ def test_too_few_images_for_the_split(tmp_path, params, n, needle):
     root = make_folder(tmp_path / "imgs", n=n)
     params["prepare"].update(source="folder", root=str(root), max_per_class=None)
     with pytest.raises(DataError, match=needle):
-        stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+        stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
 
 
 # ------------------------------------------------------------------------------------- csv
@@ -164,7 +164,7 @@ def test_csv_stage_writes_skipped_csv_and_counts(tmp_path, params, capsys):
     manifest = make_csv(tmp_path, more + [("imgs/cat/gone.png", "cat")])
     params["prepare"].update(source="csv", manifest=str(manifest), max_per_class=None,
                              image_size=8, val_fraction=0.25, test_fraction=0.25)
-    summary = stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+    summary = stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
     assert summary["skipped_files"] == 1
     assert "WARNING: skipped 1 file(s)" in capsys.readouterr().out
     skipped = pd.read_csv(tmp_path / "out" / "skipped.csv")
@@ -175,7 +175,7 @@ def test_csv_stage_writes_skipped_csv_and_counts(tmp_path, params, capsys):
 def test_csv_source_needs_manifest_key(tmp_path, params):
     params["prepare"].update(source="csv")
     with pytest.raises(DataError, match="needs prepare.manifest"):
-        stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+        stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
 
 
 def test_unknown_source_via_cli_is_one_line_exit_2(tmp_path, params, capsys):
@@ -216,7 +216,7 @@ def make_splits(root, counts, classes=("cat", "dog")):
 
 def _prepare(params, tmp_path, root, **settings):
     params["prepare"].update(source="folder", root=str(root), **{"max_per_class": None, **settings})
-    summary = stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+    summary = stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
     return summary, load_prepared(tmp_path / "out")
 
 
@@ -327,7 +327,7 @@ def test_bad_split_layouts(tmp_path, params, setup, kwargs, needle):
     setup(root)
     params["prepare"].update(source="folder", root=str(root), max_per_class=None, **kwargs)
     with pytest.raises(DataError, match=needle):
-        stages.prepare(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+        stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
 
 

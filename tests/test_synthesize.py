@@ -7,7 +7,7 @@ from PIL import Image
 import augment
 from augment.errors import CheckpointError, DataError
 from augment.models import build_generator
-from augment.synthesize import safe_name, write_synthetic
+from augment.synthesis import safe_name, write_synthetic
 
 
 def _generator(num_classes=4):

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from augment import stages
+from augment import selection, stages
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
 from augment.data import load_prepared
@@ -86,7 +86,7 @@ def test_train_stage_outputs(checkpoint, prepared, judge):
     # the stage's device: the same numbers on a CPU (a GPU may round a pixel differently)
     real = load_prepared(prepared, splits=("train",))["train"]
     device = resolve_device(tiny_params()["train"]["device"])
-    probe = stages._quality_probe(str(judge), real, seed=tiny_params()["seed"], device=device)[0]
+    probe = selection.quality_probe(str(judge), real, seed=tiny_params()["seed"], device=device)[0]
     expected = probe(load_generator(checkpoint, device)[0])
     assert quality["epoch"] == load_checkpoint(checkpoint)["best"]["epoch"]
     assert quality["guards"] == {"passed": True, "judge_ratio": quality["guards"]["judge_ratio"],
@@ -102,8 +102,8 @@ def test_train_stage_outputs(checkpoint, prepared, judge):
 
 def test_training_is_deterministic_and_resumable(prepared, params, tmp_path):
     def run(out, **kw):
-        stages.train(params, data=str(prepared), out=str(out), samples=str(out) + ".png", judge=None,
-                     logdir=str(tmp_path / f"log_{out.stem}"), settings=str(out) + ".json", **kw)
+        stages.train.run(params, data=str(prepared), out=str(out), samples=str(out) + ".png", judge=None,
+                         logdir=str(tmp_path / f"log_{out.stem}"), settings=str(out) + ".json", **kw)
 
     run(tmp_path / "a.pt")
     run(tmp_path / "b.pt")
@@ -122,11 +122,11 @@ def test_resume_from_other_models_is_a_clear_error(prepared, params, tmp_path):
     out = tmp_path / "a.pt"
     kw = dict(data=str(prepared), out=str(out), samples=str(tmp_path / "a.png"), judge=None,
               settings=str(tmp_path / "a.json"))
-    stages.train(params, logdir=str(tmp_path / "log_a"), **kw)
+    stages.train.run(params, logdir=str(tmp_path / "log_a"), **kw)
     before = out.read_bytes()
     params["train"]["width"] = 2 * (load_checkpoint(out)["hparams"]["width"])
     with pytest.raises(CheckpointError, match="cannot resume.*drop --resume"):
-        stages.train(params, logdir=str(tmp_path / "log_b"), resume=True, **kw)
+        stages.train.run(params, logdir=str(tmp_path / "log_b"), resume=True, **kw)
     assert out.read_bytes() == before  # the checkpoint is left as it was
 
 
@@ -262,9 +262,9 @@ def test_resuming_a_finished_run_keeps_its_quality_report(checkpoint, prepared, 
     """--resume at train.epochs trains nothing; quality.json still gets the final report."""
     d = tmp_path
     (d / "gan.pt").write_bytes(checkpoint.read_bytes())
-    stages.train(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
-                 samples=str(d / "samples.png"), logdir=str(d / "dvclive"), judge=str(judge),
-                 quality=str(d / "quality.json"), settings=str(d / "settings.json"), resume=True)
+    stages.train.run(tiny_params(), data=str(prepared), out=str(d / "gan.pt"),
+                     samples=str(d / "samples.png"), logdir=str(d / "dvclive"), judge=str(judge),
+                     quality=str(d / "quality.json"), settings=str(d / "settings.json"), resume=True)
     report = json.loads((d / "quality.json").read_text())
     assert report["fid"] == json.loads((checkpoint.parent / "quality.json").read_text())["fid"]
 
@@ -398,10 +398,10 @@ def test_nan_weights_stop_training(monkeypatch):
 
 
 def _train(params, prepared, judge, d, **kw):
-    return stages.train(params, data=str(prepared), out=str(d / "gan.pt"),
-                        samples=str(d / "samples.png"), logdir=str(d / "live"),
-                        judge=str(judge), quality=str(d / "quality.json"),
-                        settings=str(d / "settings.json"), **kw)
+    return stages.train.run(params, data=str(prepared), out=str(d / "gan.pt"),
+                            samples=str(d / "samples.png"), logdir=str(d / "live"),
+                            judge=str(judge), quality=str(d / "quality.json"),
+                            settings=str(d / "settings.json"), **kw)
 
 
 def test_failed_quality_guards_stop_the_stage_and_write_no_model(prepared, judge, params,
@@ -424,15 +424,15 @@ def test_on_collapse_warn_keeps_the_model_flagged_and_synthesize_refuses_it(
               out=str(tmp_path / "syn"), metrics=str(tmp_path / "syn.json"))
     with pytest.raises(CheckpointError, match="failed the train stage's quality guards.*"
                                               "accept_failed_gan"):
-        stages.synthesize(params, **kw)
+        stages.synthesize.run(params, **kw)
     assert not (tmp_path / "syn").exists()
     params["synthesize"]["accept_failed_gan"] = True
-    summary = stages.synthesize(params, **kw)
+    summary = stages.synthesize.run(params, **kw)
     assert summary["gan"]["passed_guards"] is False
     params["evaluate"].update(variants=["real", "real+synthetic"], seeds=1, epochs=1)
-    stages.evaluate(params, data=str(prepared), synthetic=str(tmp_path / "syn"),
-                    metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "plots"),
-                    report=str(tmp_path / "rep" / "evaluate.md"))
+    stages.evaluate.run(params, data=str(prepared), synthetic=str(tmp_path / "syn"),
+                        metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "plots"),
+                        report=str(tmp_path / "rep" / "evaluate.md"))
     report = (tmp_path / "rep" / "evaluate.md").read_text()
     assert "WARNING: the synthetic samples come from a generator that failed" in report
     assert "min_diversity" in report

@@ -46,13 +46,13 @@ def test_settings_grid_and_pick_on_val():
 
 def test_stage_chooses_the_classic_policy_and_weight_on_val_and_records_them(
         tmp_path, params, prepared, checkpoint, judge):
-    stages.synthesize(params, data=str(prepared), model=str(checkpoint), judge=str(judge),
-                      out=str(tmp_path / "s"), metrics=str(tmp_path / "s.json"))
+    stages.synthesize.run(params, data=str(prepared), model=str(checkpoint), judge=str(judge),
+                          out=str(tmp_path / "s"), metrics=str(tmp_path / "s.json"))
     params["evaluate"].update(variants=["real", "real+synthetic+classic"], seeds=2, epochs=1,
                               classic="auto", synthetic_weight="auto")
-    summary = stages.evaluate(params, data=str(prepared), synthetic=str(tmp_path / "s"),
-                              metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "p"),
-                              report=str(tmp_path / "r" / "e.md"))
+    summary = stages.evaluate.run(params, data=str(prepared), synthetic=str(tmp_path / "s"),
+                                  metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "p"),
+                                  report=str(tmp_path / "r" / "e.md"))
     chosen = summary["chosen_on_val"]["real+synthetic+classic"]
     assert chosen["tried"] == 20 and chosen["classic"] in candidates(1)
     assert chosen["synthetic_weight"] in (1.0, 0.5, 0.25, 0.1)

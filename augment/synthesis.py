@@ -15,13 +15,12 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
 
 from .checkpoint import load_generator
 from .config import SynthesizeConfig as Defaults
 from .errors import DataError
-from .io import atomic_path, save_arrays
+from .io import atomic_path, save_arrays, write_png
 from .runtime import mixed_precision, progress, resolve_device, to_uint8
 
 Filter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels) -> keep mask
@@ -162,12 +161,6 @@ def sample_grid(generator: nn.Module, *, num_classes: int, per_class: int = 8, s
     return make_grid(images, nrow=per_class, padding=1, pad_value=255)
 
 
-def save_png(path: Path, image: torch.Tensor) -> None:
-    """Write a uint8 C×H×W tensor as a (lossless, timestamp-free) PNG."""
-    array = image.permute(1, 2, 0).numpy()
-    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path, format="PNG")
-
-
 def safe_name(name: str) -> str:
     """A class name usable as a folder name (path separators and odd characters → '_')."""
     return re.sub(r"[^\w.\- ]", "_", name).strip(" .") or "_"
@@ -187,7 +180,7 @@ def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.T
         for i, (image, label) in enumerate(zip(images, labels.tolist())):
             rel = Path("images") / safe_name(classes[label]) / f"{label:03d}_{i:06d}.png"
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            save_png(tmp / rel, image)
+            write_png(tmp / rel, image)
             rows.append({"path": rel.as_posix(), "label": label, "class_name": classes[label],
                          "source": "synthetic"})
         manifest = pd.DataFrame(rows, columns=["path", "label", "class_name", "source"])

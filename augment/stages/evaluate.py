@@ -1,0 +1,145 @@
+"""The evaluate stage: train the classifier per (variant, seed), select on val, report test
+metrics with confidence intervals: ``metrics/evaluate.json``, plots, ``reports/evaluate.md``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import pandas as pd
+
+from .. import data as D
+from ..analysis import markdown_report, metrics_json, runs_table, summarize, summary_table
+from ..classic import policy_for
+from ..config import stage_config
+from ..evaluate import run_grid
+from ..io import atomic_path, log, write_json
+from ..plots import ci_chart, class_grid, recall_chart, save_csv, save_png
+
+Runner = Callable[[Callable[..., dict], Iterable[dict]], list[dict]]
+
+
+def run(params: Mapping, *, data: str = "data/prepared", synthetic: str = "data/synthetic",
+        metrics: str = "metrics/evaluate.json", plots: str = "plots/evaluate",
+        report: str = "reports/evaluate.md", runner: Runner | None = None) -> dict:
+    """``runner(fn, jobs)`` maps ``fn(**job)`` over the jobs; the Prefect flow passes one that
+    runs them as tasks. Default: in order, in this process (:func:`augment.evaluate.run_grid`).
+    """
+    cfg, seed = stage_config(params, "evaluate"), params.get("seed", 0)
+    splits = D.load_prepared(data)
+    needs_synthetic = any("synthetic" in v for v in cfg.variants)
+    fake = D.load_synthetic(synthetic) if needs_synthetic else None
+    if fake is not None:
+        D.check_synthetic(fake, splits["train"], synthetic)
+    runs, chosen = run_grid(cfg, splits, fake, seed=seed,
+                            run=runner or (lambda fn, js: [fn(**j) for j in js]))
+    train = splits["train"]
+    table = runs_table(runs, train.counts(), train.classes)
+    summary = summarize(table)
+    if any("classic" in v.split("+") for v in cfg.variants) and cfg.classic != "auto":
+        summary["classic_policy"] = cfg.classic or policy_for(train.images.shape[1])
+    if needs_synthetic and cfg.synthetic_weight not in (1, "auto"):
+        summary["synthetic_weight"] = cfg.synthetic_weight
+    summary["chosen_on_val"] = chosen
+    write_evaluation_plots(Path(plots), table, summary, train.classes)
+    _write_report(Path(report), Path(plots), summary, train, fake,
+                  warnings=_generator_warning(Path(synthetic)) if fake is not None else [])
+    write_json(metrics, metrics_json(summary))
+    for variant, m in summary["variants"].items():
+        log("evaluate", f"{variant:>24}: bal-acc {m['balanced_accuracy']['mean']:.4f}  "
+                        f"minority recall {m['minority_recall']['mean']:.4f}")
+    log("evaluate", summary["verdict"])
+    return summary
+
+
+def write_evaluation_plots(directory: Path, table: pd.DataFrame, summary: dict,
+                           classes: tuple[str, ...]) -> None:
+    """Tidy run tables, confusion tables (first seed), per-class recall, CI bar chart."""
+    with atomic_path(directory / "confusion") as tmp:  # one file per variant, none stale
+        tmp.mkdir()
+        for _, r in table[table["seed"] == table["seed"].min()].iterrows():
+            pd.DataFrame({"actual": [classes[i] for i in r["y_true"]],
+                          "predicted": [classes[i] for i in r["y_pred"]]}
+                         ).to_csv(tmp / f"{r['variant'].replace('+', '_')}.csv", index=False)
+    recall = pd.DataFrame([{"variant": r["variant"], "seed": r["seed"], "class": c, "recall": v}
+                           for _, r in table.iterrows() for c, v in r["per_class_recall"].items()])
+    save_csv(directory / "per_class_recall.csv", recall)
+    recall_chart(directory / "per_class_recall.png",
+                 recall.groupby(["class", "variant"], sort=False, as_index=False)["recall"].mean())
+    keep = ["variant", "seed", "n_train", "prior_ratio", "steps_per_epoch", "epoch",
+            "val_balanced_accuracy", *[c for c in ("tau",) if c in table],  # posthoc's τ
+            "balanced_accuracy", "minority_recall", "accuracy", "macro_f1"]
+    save_csv(directory / "runs.csv", table[keep])
+    overview = summary_table(summary)
+    save_csv(directory / "summary.csv", overview)
+    ci_chart(directory / "balanced_accuracy.png", overview)
+
+
+def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fake, *,
+                  warnings: list[str] = ()) -> None:
+    """``reports/evaluate.md`` and the per-class sample grid (real | synthetic) beside it."""
+    grid = path.with_name("samples.png")
+    save_png(grid, class_grid((train.images, train.labels), fake, len(train.classes)))
+    rel = lambda p: os.path.relpath(p, path.parent)  # noqa: E731 - links relative to the report
+    figures = {"balanced accuracy and minority recall, 95 % CI": rel(plots / "balanced_accuracy.png"),
+               "per-class recall": rel(plots / "per_class_recall.png"),
+               "samples per class: real train (left), synthetic (right)": grid.name}
+    counts = dict(zip(train.classes, train.counts().tolist()))
+    minority = [train.classes[i] for i in D.minority_classes(train.counts())]
+    with atomic_path(path) as tmp:
+        tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures,
+                                       notes=[*warnings, *_settings_notes(summary),
+                                              *synthetic_only_notes(summary, train, fake)]))
+
+
+def _settings_notes(summary: dict) -> list[str]:
+    """What the report's rows depend on beyond their names: the classic policy, the weight."""
+    notes = []
+    if policy := summary.get("classic_policy"):
+        notes.append(f"The `classic` part augments with albumentations policy `{policy}` "
+                     "(evaluate.classic).")
+    if (weight := summary.get("synthetic_weight")) is not None:
+        notes.append(f"Synthetic images are drawn {weight:g} times as often as real ones "
+                     "(evaluate.synthetic_weight); a GAN variant's prior max/min is that of "
+                     "the class mass so drawn.")
+    for v, c in summary.get("chosen_on_val", {}).items():
+        picks = ([f"classic `{c['classic']}`"] if "classic" in v.split("+") else []) + (
+            [f"synthetic_weight {c['synthetic_weight']:g}"] if "synthetic" in v.split("+") else [])
+        notes.append(f"`{v}` chose {' and '.join(picks)} on the first seed's val, of "
+                     f"{c['tried']} settings ({c['seconds']:g} s); every seed trains with it.")
+    return notes
+
+
+def _generator_warning(synthetic: Path) -> list[str]:
+    """A loud line when the synthetic samples come from a GAN that failed its quality guards
+    (kept with ``train.on_collapse: warn``, drawn with ``synthesize.accept_failed_gan``)."""
+    try:
+        drew = json.loads((synthetic / "generator.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if drew.get("passed_guards", True):
+        return []
+    return [f"**WARNING: the synthetic samples come from a generator that failed the train "
+            f"stage's quality guards (epoch {drew.get('epoch')}: "
+            f"{'; '.join(drew.get('reasons', []))}). Their rows measure a broken GAN.**"]
+
+
+def synthetic_only_notes(summary: dict, train: D.ImageSet, fake) -> list[str]:
+    """A caveat for variants that train on synthetic samples alone when the synthetic set only
+    tops classes up: a class with no samples there is unlearnable, so the row is no measure
+    of sample quality."""
+    only = [v for v in summary["variants"] if "synthetic" in v.split("+")
+            and "real" not in v.split("+")]
+    if not only or fake is None:
+        return []
+    present = set(fake[1].tolist())
+    absent = [name for c, name in enumerate(train.classes) if c not in present]
+    if not absent:
+        return []
+    return [f"Note: {', '.join(f'`{v}`' for v in only)} trains on the {len(fake[1])} synthetic "
+            f"images that top the real classes up, with none of class(es) {', '.join(absent)}: "
+            "it says nothing about sample quality. For that, raise `synthesize.multiple` (e.g. "
+            "2, with `minority_only: false`) so every class gets samples, or run "
+            "`benchmarks/cas.py` (CAS)."]

@@ -1,0 +1,68 @@
+"""The prepare stage: load the source, conform size and channels, split train/val/test, apply
+the long tail to train."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from .. import data as D
+from ..config import PrepareConfig, stage_config
+from ..io import log, write_json
+from ..sources import load_source
+
+
+def run(params: Mapping, *, out: str = "data/prepared",
+        metrics: str = "metrics/prepare.json") -> dict:
+    """A test or val split the source gives (a torchvision set's test split; an image folder's
+    ``test/``, ``val/``) is used whole, conformed like the pool; a split it does not give is
+    carved from the pool (``test_fraction``, then ``val_fraction``). ``max_per_class`` caps
+    the pool only, and the long tail thins train only.
+    """
+    cfg, seed = stage_config(params, "prepare"), params.get("seed", 0)
+    loaded = load_source(
+        cfg.source, root=cfg.root, download=cfg.download, manifest=cfg.manifest,
+        path_column=cfg.path_column, label_column=cfg.label_column,
+        image_size=cfg.image_size, channels=cfg.channels, classes=cfg.classes)
+    _warn_loaded(loaded.skipped, loaded.stats, image_size=cfg.image_size, out=out)
+    pool = D.conform(loaded.pool, image_size=cfg.image_size, channels=cfg.channels)
+    D.check_classes(pool)
+    if cfg.max_per_class is not None:
+        pool = D.cap_per_class(pool, cfg.max_per_class, seed=seed)
+    pool, test = given_or_carved(loaded.test, pool, cfg.test_fraction, cfg, seed=seed)
+    train, val = given_or_carved(loaded.val, pool, cfg.val_fraction, cfg, seed=seed)
+    train = D.long_tail(train, cfg.imbalance_ratio, seed=seed)
+    splits = {"train": train, "val": val, "test": test}
+    origin = {name: "carved" if part is None else "given"
+              for name, part in (("val", loaded.val), ("test", loaded.test))}
+    D.save_prepared(out, splits, skipped=loaded.skipped)
+    counts = train.counts()
+    summary = {"skipped_files": len(loaded.skipped),
+               "upscaled_images": int(loaded.stats.get("upscaled", 0)),
+               "classes": len(train.classes), "image_shape": list(train.images.shape[1:]),
+               **{f"n_{name}": int(len(part.labels)) for name, part in splits.items()},
+               "splits": origin,
+               "train_imbalance": float(counts.max() / counts.min()),
+               "train_counts": {c: int(n) for c, n in zip(train.classes, counts)}}
+    write_json(metrics, summary)
+    log("prepare", f"{cfg.source}: train {len(train.labels)} / val {len(val.labels)} "
+                   f"({origin['val']}) / test {len(test.labels)} ({origin['test']}), "
+                   f"image {summary['image_shape']}")
+    return summary
+
+
+def given_or_carved(given: D.ImageSet | None, pool: D.ImageSet, fraction: float,
+                    cfg: PrepareConfig, *, seed: int) -> tuple[D.ImageSet, D.ImageSet]:
+    """(the pool left, a split): the source's own split conformed like the pool, or
+    ``fraction`` of the pool carved out, stratified by class."""
+    if given is None:
+        return D.stratified_split(pool, fraction, seed=seed)
+    return pool, D.conform(given, image_size=cfg.image_size, channels=cfg.channels)
+
+
+def _warn_loaded(skipped: list, stats: dict, *, image_size: int | None, out: str) -> None:
+    if skipped:
+        log("prepare", f"WARNING: skipped {len(skipped)} file(s) (unreadable or not images); "
+                       f"listed in {out}/skipped.csv")
+    if stats.get("upscaled"):
+        log("prepare", f"WARNING: {stats['upscaled']} image(s) smaller than image_size "
+                       f"{image_size} were upscaled")
