@@ -272,10 +272,12 @@ class EvaluateConfig(ClassifierConfig):
                                   "from it or set synthetic_weight: 1")
         if len(set(self.variants)) != len(self.variants):
             raise ConfigError(f"evaluate.variants: {list(self.variants)} lists a variant twice")
-        from .classic import check_policy
-
-        if self.classic not in (None, "auto"):
-            check_policy(self.classic, key="evaluate.classic")
+        if self.classic is not None and not self.classic.replace(",", "").strip():
+            raise ConfigError("evaluate.classic: got an empty policy; use null, auto, none or "
+                              "a comma-separated list of albumentations ops")
+        # the op names are checked where they are known, as the evaluate stage starts
+        # (augment.evaluate.run_grid): importing augment.classic here would make every stage
+        # depend on the classic policies
 
     def fit_kwargs(self) -> dict:
         """Classifier budget plus the classic policy: keyword arguments of evaluate_variant."""

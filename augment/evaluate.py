@@ -23,7 +23,7 @@ import torch
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              recall_score)
 
-from .classic import candidates, classic_augment, policy_for
+from .classic import candidates, check_policy, classic_augment, policy_for
 from .classifier import PLAIN, Treatment, fit_classifier, predict_logits
 from .config import VARIANT_PARTS, EvaluateConfig
 from .data import ImageSet, balanced_index
@@ -190,6 +190,8 @@ def run_grid(cfg: EvaluateConfig, splits: dict[str, ImageSet],
     candidates tried on the first seed and the best on val kept for every seed. Returns the
     runs (seed by seed, variants in order) and the choices ({variant: setting, ``tried``,
     ``seconds``})."""
+    if cfg.classic not in (None, "auto"):
+        check_policy(cfg.classic, key="evaluate.classic")
     train, fake_labels = splits["train"], None if synthetic is None else synthetic[1]
     steps = (common_steps(cfg.variants, train.labels, fake_labels, batch_size=cfg.batch_size)
              if cfg.equal_steps else None)

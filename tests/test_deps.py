@@ -51,10 +51,11 @@ def test_stage_modules_import_at_the_top_only():
 
 def test_an_edit_to_the_evaluate_side_reruns_evaluate_only():
     """The classifier lives in augment/classifier.py, which the judge shares; the variant
-    machinery (evaluate.py, mixing.py, longtail.py, analysis.py) is evaluate's alone, so a
-    change to a report line or a long-tail rule does not retrain the GAN."""
+    machinery (evaluate.py, mixing.py, longtail.py, analysis.py, the classic policies) is
+    evaluate's alone, so a change to a report line or a long-tail rule does not retrain the
+    GAN."""
     code = {s: set(stage_code(s)) for s in STAGES}
     for module in ("augment/evaluate.py", "augment/mixing.py", "augment/longtail.py",
-                   "augment/analysis.py"):
+                   "augment/analysis.py", "augment/classic.py"):
         assert [s for s, deps in code.items() if module in deps] == ["evaluate"], module
     assert all("augment/classifier.py" in code[s] for s in ("judge", "train", "evaluate"))

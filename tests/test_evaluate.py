@@ -263,7 +263,7 @@ def test_classic_augmentation_is_seeded_and_shape_preserving():
     ({"variants": ["oversample"]}, "with real and/or synthetic"),
     ({"variants": ["real+real"]}, "each once"),
     ({"variants": ["real", "real"]}, "twice"),
-    ({"classic": "affine,warp"}, "evaluate.classic"),
+    ({"classic": " , "}, "evaluate.classic: got an empty policy"),
     ({"runner": "spark"}, "evaluate.runner"),
     ({"variants": ["real+balanced_softmax+drw"]},
      r"evaluate.variants: 'real\+balanced_softmax\+drw' combines the training losses "

@@ -111,6 +111,7 @@ EDITS = {"augment/sources.py": {"prepare"}, "augment/judge.py": {"judge", "train
          "augment/runtime.py": {"prepare", "judge", "train", "synthesize", "evaluate"},
          "augment/losses.py": {"train"}, "augment/evaluate.py": {"evaluate"},
          "augment/mixing.py": {"evaluate"}, "augment/longtail.py": {"evaluate"},
+         "augment/classic.py": {"evaluate"},
          "augment/stages/train.py": {"train"}, "flows/evaluate.py": {"evaluate"}}
 
 

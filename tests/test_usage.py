@@ -17,14 +17,22 @@ from augment.errors import ConfigError
 from augment.evaluate import pick_on_val, settings_grid
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"classic": "autumn"}, "evaluate.classic: got 'autumn'"),
-    ({"synthetic_weight": "often"}, "evaluate.synthetic_weight: got 'often'")])
-def test_bad_choice_settings_are_named(raw, message):
+def test_bad_choice_settings_are_named():
     from augment.config import from_dict
 
-    with pytest.raises(ConfigError, match=message):
-        from_dict(EvaluateConfig, raw, section="evaluate")
+    with pytest.raises(ConfigError, match="evaluate.synthetic_weight: got 'often'"):
+        from_dict(EvaluateConfig, {"synthetic_weight": "often"}, section="evaluate")
+
+
+def test_an_unknown_classic_op_is_named_before_any_fit():
+    """The op names are checked as the grid starts (config.py does not import the policies, so
+    editing them reruns evaluate alone)."""
+    from augment.config import from_dict
+    from augment.evaluate import run_grid
+
+    cfg = from_dict(EvaluateConfig, {"classic": "affine,autumn"}, section="evaluate")
+    with pytest.raises(ConfigError, match="evaluate.classic: got 'affine,autumn'"):
+        run_grid(cfg, {}, None, seed=0, run=lambda fn, jobs: pytest.fail("a fit ran"))
 
 
 def test_settings_grid_and_pick_on_val():
