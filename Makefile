@@ -30,8 +30,10 @@ repro: install
 	time $(BIN)/python -m flows repro
 	@grep -v '^!\[' reports/evaluate.md
 
+# Two pytest workers (pytest-xdist), a test file each at a time (module fixtures, ordered tests),
+# one thread each: the suite's wall time on 2 cores, without oversubscribing them.
 test: install
-	$(BIN)/pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py

@@ -76,6 +76,18 @@ def checkpoint(prepared, judge, tmp_path_factory) -> Path:
     return d / "gan.pt"
 
 
+@pytest.fixture(scope="module")
+def prefect_api():
+    """One Prefect server for a module's stage processes (``PREFECT_API_URL`` set meanwhile, in
+    this process and in every env made from it): each ``python -m flows <stage>`` then connects
+    instead of starting a temporary server of its own (~8 s a process on 2 cores). The tests of
+    the server's own start and stop (test_signals, test_flows) do not use it."""
+    from flows.server import shared_server
+
+    with shared_server() as url:
+        yield url
+
+
 def run_checked(cmd: list[str], cwd: Path, env: dict, timeout: float = 900) -> str:
     """Run ``cmd``; fail the test with its output if it exits non-zero. Returns the output."""
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -27,7 +27,8 @@ from conftest import ROOT, make_dvc_repo, run_checked, tiny_params
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 AUGMENT = str(Path(sys.executable).with_name("augment"))
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+              pytest.mark.usefixtures("prefect_api")]  # one Prefect server for the module
 
 
 def repro(root: Path, env: dict, *args: str) -> str:
@@ -45,7 +46,7 @@ def fault_params() -> dict:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
+def repo(tmp_path_factory, prefect_api):
     root = tmp_path_factory.mktemp("faults")
     env = make_dvc_repo(root, fault_params())
     repro(root, env, "judge")

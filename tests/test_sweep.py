@@ -87,14 +87,15 @@ def _gone(pids: list[int], timeout: float) -> list[int]:
     return left
 
 
-def test_sweep_grid_runs_on_the_queue_and_compares_in_exp_show(tmp_path):
+def test_sweep_grid_runs_on_the_queue_and_compares_in_exp_show(tmp_path, prefect_api):
     params = tiny_params()
     params["evaluate"].update(variants=["real", "real+synthetic"], seeds=1, epochs=1)
     root = tmp_path / "repo"
     env = make_dvc_repo(root, params)
+    # a 2 x 1 grid: two -S lists as in the recipe, two experiments for the two queue workers
     queued = run_checked([DVC, "exp", "run", "--queue", "-S", "prepare.imbalance_ratio=1,4",
-                          "-S", "train.epochs=1,2"], root, env)
-    assert queued.count("Queued experiment") == 4, queued
+                          "-S", "train.epochs=1"], root, env)
+    assert queued.count("Queued experiment") == 2, queued
     # the workers are daemons that inherit the starter's stdout: a file, not a pipe to wait on
     with (tmp_path / "queue-start.log").open("w") as log:
         subprocess.run([DVC, "queue", "start", "-j", "2"], cwd=root, env=env, stdout=log,
@@ -119,7 +120,7 @@ def test_sweep_grid_runs_on_the_queue_and_compares_in_exp_show(tmp_path):
     runs = _experiments(root, env)
     grid = sorted((r["params"]["prepare"]["imbalance_ratio"], r["params"]["train"]["epochs"])
                   for r in runs)
-    assert grid == [(1, 1), (1, 2), (4, 1), (4, 2)], runs
+    assert grid == [(1, 1), (4, 1)], runs
     for r in runs:  # each experiment has its own metrics, comparable side by side
         evaluate = r["metrics"]["metrics/evaluate.json"]
         prepare = r["metrics"]["metrics/prepare.json"]
