@@ -31,9 +31,9 @@ repro: install
 	@grep -v '^!\[' reports/evaluate.md
 
 # Two pytest workers (pytest-xdist), a test file each at a time (module fixtures, ordered tests),
-# one thread each: the suite's wall time on 2 cores, without oversubscribing them.
+# the longest files first (tests/conftest.py), one thread each: 2 cores, not oversubscribed.
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py

@@ -110,6 +110,19 @@ def make_dvc_repo(repo: Path, params: dict | None = None) -> dict:
     return env
 
 
+# The files that run longest, longest first: `make test`'s two pytest-xdist workers (--dist
+# loadfile --no-loadscope-reorder) take files in this order and end together, instead of one
+# running the last long file alone.
+LONGEST_FIRST = ("test_faults.py", "test_pipeline.py", "test_sweep.py", "test_deploy.py",
+                 "test_distributed.py", "test_signals.py", "test_evaluate.py", "test_cluster.py",
+                 "test_examples.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+
+
 def fabricate_images(n_per_class: list[int], *, size: int = 8, channels: int = 1, seed: int = 0):
     """An ImageSet of random uint8 images with the given class counts."""
     from augment.data import ImageSet
