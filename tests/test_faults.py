@@ -39,7 +39,7 @@ def repro(root: Path, env: dict, *args: str) -> str:
 
 def fault_params() -> dict:
     params = tiny_params()
-    params["train"].update(epochs=24, checkpoint_every=4)  # long enough to be killed mid-run
+    params["train"].update(epochs=16, checkpoint_every=4)  # long enough to be killed mid-run
     params["synthesize"]["multiple"] = 10.0  # thousands of PNGs: a write long enough to hit
     params["evaluate"].update(seeds=1, epochs=1, variants=["real", "real+synthetic"])
     return params
