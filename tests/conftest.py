@@ -19,6 +19,9 @@ MNIST_ROOT = ROOT.parent / "shared" / "data"
 
 # Prefect keeps its database under PREFECT_HOME: one throw-away home per test session.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="augment-prefect-"))
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # one database per pytest-xdist worker: the
+    # workers inherit one home, and two servers' first starts race on its migrations
+    os.environ["PREFECT_HOME"] = os.path.join(os.environ["PREFECT_HOME"], worker)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # An ephemeral server's start (a uvicorn process importing Prefect) took over the default 20 s on
 # the 2-core CI machine under a parallel job; the tests test flows, not start-up speed.
