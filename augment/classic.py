@@ -42,7 +42,6 @@ POLICY_BY_CHANNELS = {1: "affine,elastic,noise", 3: "crop,flip,color"}
 
 
 NONE = "none"  # the policy that changes nothing: a candidate of the choice on val
-AUTO = "auto"  # evaluate.classic: choose among :func:`candidates` on val, once per run
 
 
 def policy_for(channels: int) -> str:

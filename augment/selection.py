@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import guards
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .data import ImageSet
 from .errors import DataError, TrainingError
@@ -126,14 +126,6 @@ def resume_file(folder: str | Path, used: dict, real: ImageSet,
         p.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
     return path, stale
-
-
-def starting_point(out: str | Path, partial: Path, *, resume: bool) -> dict | None:
-    """The checkpoint a run starts from: ``out`` with ``resume``, else an interrupted run's
-    ``partial`` file if there is one, else None (a fresh run)."""
-    if resume and Path(out).is_file():
-        return load_checkpoint(out)
-    return load_checkpoint(partial) if partial.is_file() else None
 
 
 def check_kept(best: dict | None, cfg: TrainConfig, out: str) -> str | None:

@@ -15,7 +15,7 @@ from dvclive import Live
 
 from .. import data as D
 from .. import distributed, selection
-from ..checkpoint import save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import stage_config
 from ..io import log, write_json
 from ..plots import save_png
@@ -86,15 +86,19 @@ def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.
 
 def _start(out: str, resume_dir: str | None, resume: bool, used: dict, real: D.ImageSet,
            judge: str | None) -> tuple[dict | None, Path]:
-    """(the checkpoint to start from or None, the file this run checkpoints to)."""
+    """(the checkpoint to start from: ``out`` with ``resume``, else an interrupted run's file,
+    else None; the file this run checkpoints to)."""
     folder = resume_dir or Path(out).with_name("train-resume")
     partial, stale = selection.resume_file(folder, used, real, judge)
     for path in stale:
         log("train", f"discarded {path}: a checkpoint of other settings, data or code")
-    start = selection.starting_point(out, partial, resume=resume)
-    if start is not None and not (resume and Path(out).is_file()):
-        log("train", f"resumed from epoch {start['epoch']} ({partial}: an interrupted run "
-                     "with the same settings, data, judge and code)")
+    if resume and Path(out).is_file():
+        return load_checkpoint(out), partial
+    if not partial.is_file():
+        return None, partial
+    start = load_checkpoint(partial)
+    log("train", f"resumed from epoch {start['epoch']} ({partial}: an interrupted run "
+                 "with the same settings, data, judge and code)")
     return start, partial
 
 
