@@ -172,7 +172,8 @@ def test_dask_task_runner_runs_on_the_scheduler_at_evaluate_address(tmp_path, pa
 def test_a_local_dask_cluster_starts_its_workers_without_malloc_trim(server):
     """dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536, under which torch fits ran
     ~1.5-2x slower (benchmarks/RESULTS.md); the local cluster the evaluate flow starts leaves it
-    unset. Without cluster_config the same flow's worker has it (so this can fail)."""
+    unset. Without cluster_config the same flow's worker has it (so this can fail). (The fits'
+    numbers on Dask workers are checked above, on a cluster at an address.)"""
     pytest.importorskip("prefect_dask")
     from prefect import flow, task
 

@@ -103,9 +103,11 @@ def _artifact_keys_sync(flow_run_id) -> set[str]:
 
 
 def test_overlapping_triggers_run_one_at_a_time(served):
-    # Two experiments on the same workspace, triggered together: the second must wait.
-    first = run_deployment(DEPLOYMENT, parameters={"set_params": ["train.epochs=1"]}, timeout=0)
-    second = run_deployment(DEPLOYMENT, parameters={"set_params": ["train.epochs=2"]}, timeout=0)
+    # Two experiments on the same workspace, triggered together: the second must wait. (An
+    # evaluate key each: DVC reruns that stage alone, the rest is the run above's.)
+    first = run_deployment(DEPLOYMENT, parameters={"set_params": ["evaluate.epochs=1"]}, timeout=0)
+    second = run_deployment(DEPLOYMENT, parameters={"set_params": ["evaluate.epochs=3"]},
+                            timeout=0)
     ids = [first.id, second.id]
     deadline = time.monotonic() + 900
     while True:

@@ -135,22 +135,6 @@ def test_two_ranks_stay_identical_resume_exactly_and_follow_the_single_process_c
     assert gap(curve2, curve1) <= max(2 * gap(curve1b, curve1), 0.1), (curve2, curve1, curve1b)
 
 
-def test_train_stage_on_two_ranks_writes_a_checkpoint_that_synthesizes(prepared, judge, params,
-                                                                        tmp_path):
-    params["train"].update(nproc=2, epochs=2)
-    out = tmp_path / "gan.pt"
-    summary = stages.train.run(params, data=str(prepared), out=str(out), judge=str(judge),
-                               samples=str(tmp_path / "s.png"), logdir=str(tmp_path / "live"),
-                               quality=str(tmp_path / "q.json"), settings=str(tmp_path / "c.json"),
-                               resume_dir=str(tmp_path / "resume"))
-    assert summary["epochs"] == 2 and summary["settings"]["nproc"] == 2
-    assert json.loads((tmp_path / "c.json").read_text())["nproc"] == 2
-    assert [h["epoch"] for h in load_checkpoint(out)["history"]] == [1, 2]
-    images, labels = synthesize(out, 3, seed=0)
-    assert images.shape == (30, 1, 8, 8) and sorted(set(labels.tolist())) == list(range(10))
-    assert not list((tmp_path / "resume").glob("*.pt"))
-
-
 def test_a_time_budget_on_two_ranks_follows_rank_0s_plan(prepared, params, tmp_path):
     """train.minutes with train.nproc 2: the ranks re-plan as one (a rank that ran another epoch
     count would hang in the next collective or fail); the settings record the count reached."""
@@ -244,18 +228,24 @@ def _cmdline(pid: int) -> str:
         return f"{pid}: gone"
 
 
-def test_the_stage_flow_launches_its_ranks(prepared, judge, params, tmp_path):
+def test_the_stage_flow_launches_its_ranks_and_writes_a_checkpoint_that_synthesizes(
+        prepared, judge, params, tmp_path):
     """``python -m flows train`` (what dvc.yaml runs) with train.nproc 2: the ranks are spawned
     from inside the Prefect flow, re-importing ``flows.__main__`` as their main module."""
-    params["train"].update(nproc=2, epochs=1)
+    params["train"].update(nproc=2, epochs=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "gan.pt"
     proc = subprocess.run(
         [sys.executable, "-m", "flows", "train", "--params", str(tmp_path / "params.yaml"),
-         "--data", str(prepared), "--judge", str(judge), "--out", str(tmp_path / "gan.pt"),
+         "--data", str(prepared), "--judge", str(judge), "--out", str(out),
          "--samples", str(tmp_path / "s.png"), "--logdir", str(tmp_path / "live"),
-         "--settings", str(tmp_path / "c.json"), "--quality", str(tmp_path / "q.json")],
+         "--settings", str(tmp_path / "c.json"), "--quality", str(tmp_path / "q.json"),
+         "--resume-dir", str(tmp_path / "resume")],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "c.json").read_text())["nproc"] == 2
-    assert load_checkpoint(tmp_path / "gan.pt")["epoch"] == 1
+    assert [h["epoch"] for h in load_checkpoint(out)["history"]] == [1, 2]
+    images, labels = synthesize(out, 3, seed=0)
+    assert images.shape == (30, 1, 8, 8) and sorted(set(labels.tolist())) == list(range(10))
+    assert not list((tmp_path / "resume").glob("*.pt"))  # finished: nothing left to resume

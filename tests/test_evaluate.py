@@ -322,23 +322,6 @@ def test_minority_only_fills_just_the_minority(tmp_path, params, checkpoint, jud
     assert all(counts[c] + summary["per_class"][c] == max(counts.values()) for c in minority)
 
 
-def test_dask_task_runner_gives_the_same_numbers(tmp_path, params, prepared):
-    """evaluate.runner: dask on a real local Dask cluster (prefect-dask, a dev dependency)."""
-    import yaml
-
-    from flows.evaluate import evaluate_flow
-
-    params["evaluate"].update(variants=["real", "real+oversample"], seeds=2, runner="dask")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    paths = lambda tag: dict(data=str(prepared), synthetic=str(tmp_path / "none"),  # noqa: E731
-                             metrics=str(tmp_path / f"{tag}.json"), plots=str(tmp_path / tag),
-                             report=str(tmp_path / tag / "evaluate.md"))
-    evaluate_flow(params_path=str(tmp_path / "params.yaml"), **paths("dask"))
-    stages.evaluate.run(params, **paths("local"))
-    assert (json.loads((tmp_path / "dask.json").read_text())
-            == json.loads((tmp_path / "local.json").read_text()))
-
-
 def test_report_flags_a_synthetic_only_variant_without_every_class():
     """A top-up synthetic set (balanced data: a few images, some classes none) makes the
     `synthetic` row meaningless; the report says so instead of showing it as a quality score."""

@@ -48,12 +48,16 @@ def wait_gone(value: str, timeout: float) -> list[int]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A pipeline whose train stage runs for minutes; prepare and judge already done."""
+    """A pipeline whose train stage runs for minutes; prepare and judge already done (by the
+    plain CLI, recorded in dvc.lock by ``dvc commit``: no Prefect server to start for them)."""
     params = tiny_params()
     params["train"].update(epochs=100_000, checkpoint_every=100_000)
     root = tmp_path_factory.mktemp("signals")
     env = make_dvc_repo(root, params)
-    run_checked([str(Path(sys.executable).with_name("dvc")), "repro", "judge"], root, env)
+    bin_dir = Path(sys.executable).parent
+    for cmd in (["augment", "prepare"], ["augment", "judge"],
+                ["dvc", "commit", "-f", "prepare", "judge"]):
+        run_checked([str(bin_dir / cmd[0]), *cmd[1:]], root, env)
     return root, env
 
 
