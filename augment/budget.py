@@ -44,6 +44,7 @@ class Budget:
     epochs: int = 0
     spent: float = 0.0  # seconds of work in finished epochs, across resumes
     done: int = 0
+    stopped: bool = False  # ended early (train.patience): the plan is the epochs done
     _mark: float = field(default_factory=time.perf_counter, repr=False)
     _recent: list = field(default_factory=list, repr=False)  # the last epochs' seconds
 
@@ -55,8 +56,12 @@ class Budget:
     @classmethod
     def resume(cls, cfg: TrainConfig, state: dict | None) -> "Budget":
         """The plan a checkpoint dict left (its ``budget``), or a fresh one."""
-        saved = ((state or {}).get("budget") or {}) if cfg.minutes is not None else {}
+        saved = (state or {}).get("budget") or {}
         done = int(state["epoch"]) if state else 0
+        if saved.get("stopped"):  # stopped early, then interrupted before the run's end
+            return cls(cfg, epochs=done, done=done, stopped=True)
+        if cfg.minutes is None:
+            return cls(cfg, done=done)
         return cls(cfg, epochs=int(saved.get("epochs", 0)), spent=float(saved.get("spent", 0)),
                    done=done)
 
@@ -103,5 +108,11 @@ class Budget:
                 return candidate
         return self.epochs
 
+    def stop(self) -> None:
+        """End the run after the epoch that just ended (early stopping)."""
+        self.epochs, self.stopped = self.done, True
+
     def state(self) -> dict:
-        return {"epochs": self.epochs, "spent": round(self.spent, 3)}
+        """What a checkpoint keeps: a time budget's plan and spent seconds; an early stop."""
+        return ({"epochs": self.epochs, "spent": round(self.spent, 3)} if self.timed else {}) | (
+            {"stopped": True} if self.stopped else {})

@@ -158,6 +158,9 @@ class TrainConfig:
         "batch. Under your own torchrun (e.g. several nodes), torchrun's world size applies", lo=1)
     checkpoint_every: int = setting(10, "epochs between checkpoints, each scored by the judge "
                                     "(FID, judge accuracy, diversity)", lo=1)
+    patience: Optional[int] = setting(
+        None, "early stopping: end the run once the judge's domain FID has not improved for "
+        "this many checkpoints (the best checkpoint is kept either way); null = off", lo=1)
     grid_per_class: int = setting(8, "samples per class in plots/train/samples.png", lo=1, hi=64)
     min_judge_ratio: float = setting(
         0.5, "quality guard: a checkpoint fails when the judge labels fewer of its samples as "

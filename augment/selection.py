@@ -89,6 +89,8 @@ def train_checkpointed(real: ImageSet, cfg: TrainConfig, *, seed: int, device, w
             record |= {k: report[k] for k in QUALITY_CURVES if report.get(k) is not None}
         history.append({"epoch": epoch, **record})
         log(record)
+        if checkpoint and stalled(history, cfg.patience):
+            gan.budget.stop()
         if checkpoint:
             save_checkpoint(partial, {**gan.state(classes=real.classes, epoch=epoch,
                                                   history=history), "best": keeper.best})
@@ -98,6 +100,14 @@ def train_checkpointed(real: ImageSet, cfg: TrainConfig, *, seed: int, device, w
     if judge is not None and keeper.best is None:  # resumed at or past the last epoch
         keeper.score(int(start["epoch"]), gan.ema.module)
     return gan, history, keeper.best
+
+
+def stalled(history: list[dict], patience: int | None) -> bool:
+    """Early stopping: whether the domain FID of the last ``patience`` checkpoints is no lower
+    than the best before them (False when off, or without a judge's scores)."""
+    fids = [h["fid"] for h in history if "fid" in h]
+    return patience is not None and len(fids) > patience and \
+        min(fids[-patience:]) >= min(fids[:-patience])
 
 
 def kept_generator(gan: GAN, best: dict | None) -> torch.nn.Module:

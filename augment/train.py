@@ -146,8 +146,8 @@ class GAN:
                 "discriminator": self.discriminator.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "ema_steps": self.ema.steps, "rng": rng_state(self.device),
-                **({"budget": self.budget.state()} if self.budget and self.budget.timed
-                   else {})}  # a time budget's plan and spent seconds (resume counts them)
+                # a time budget's plan and spent seconds (resume counts them), an early stop
+                **({"budget": kept} if self.budget and (kept := self.budget.state()) else {})}
 
     def load(self, state: dict, *, classes) -> None:
         """Restore weights, optimizer, EMA and random state from a checkpoint dict (to resume).
@@ -319,6 +319,8 @@ def train_gan(data: ImageSet, cfg: TrainConfig = TrainConfig(), *, seed: int = 0
         if on_epoch is not None:
             on_epoch(epoch, metrics, gan)
             budget.start()  # the caller's checkpoint scoring is not training time
+        if cfg.patience is not None:  # rank 0's checkpoint scores may end the run: all ranks stop
+            budget.epochs = int(world.broadcast_object(budget.epochs))
     return gan
 
 

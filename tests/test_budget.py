@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from augment import budget as B
 from augment.budget import Budget, schedule
 from augment.config import TrainConfig
+from augment.distributed import Solo
 from augment.train import train_gan
 from conftest import fabricate_images, tiny_params
 
@@ -112,3 +114,62 @@ def test_the_train_stage_records_the_epochs_a_budget_reached(prepared, tmp_path)
         (tmp_path / "fixed" / "samples.png").read_bytes()
     saved = torch.load(tmp_path / "timed" / "gan.pt", weights_only=True)
     assert saved["epoch"] == used["epochs"] and saved["budget"]["epochs"] == used["epochs"]
+
+
+# ------------------------------------------------------------------------- early stopping
+@pytest.mark.parametrize("fids, patience, stop", [
+    ([0.5, 0.4, 0.45, 0.46], 2, True),  # two checkpoints above the best before them
+    ([0.5, 0.4, 0.45, 0.39], 2, False),  # the last one improved
+    ([0.5, 0.4, 0.4], 1, True),  # equal is not better
+    ([0.5, 0.6], 2, False),  # too few checkpoints to tell
+    ([0.5, 0.6, 0.7], None, False),  # off
+])
+def test_stalled_when_the_fid_has_not_improved_for_patience_checkpoints(fids, patience, stop):
+    from augment.selection import stalled
+
+    history = [{"epoch": 2 * i + 1, "d_loss": 1.0} for i in range(len(fids))]  # between them
+    history += [{"epoch": 2 * i + 2, "fid": f} for i, f in enumerate(fids)]
+    history.sort(key=lambda h: h["epoch"])
+    assert stalled(history, patience) is stop
+
+
+def _scripted(monkeypatch, fids):
+    """Checkpoint scores that follow ``fids`` (a judge's, scripted), one per checkpoint."""
+    from augment import selection
+
+    scores = iter(fids)
+    monkeypatch.setattr(selection, "quality_probe", lambda *a, **k: (
+        lambda generator: {"fid": next(scores), "judge_accuracy": 1.0, "diversity_min": 1.0,
+                           "diversity": {}, "fid_class_mean": 0.0}, 1.0))
+
+
+def _checkpointed(cfg, partial, start=None):
+    from augment.selection import train_checkpointed
+
+    logged = []
+    data = fabricate_images([24, 24], size=8)
+    gan, history, best = train_checkpointed(data, cfg, seed=0, device="cpu", world=Solo(),
+                                            judge="scripted", partial=partial, start=start,
+                                            log=logged.append)
+    return gan, history, best, logged
+
+
+def test_patience_ends_the_run_as_a_prefix_of_the_full_run_and_resumes_stopped(
+        monkeypatch, tmp_path):
+    from augment.checkpoint import load_checkpoint
+
+    fids = [0.5, 0.4, 0.45, 0.46, 0.3, 0.2]
+    cfg = TrainConfig(epochs=6, batch_size=16, width=8, checkpoint_every=1)
+    _scripted(monkeypatch, fids)
+    _, _, _, full = _checkpointed(cfg, tmp_path / "full.pt")
+    _scripted(monkeypatch, fids)
+    patient = dataclasses.replace(cfg, patience=2)
+    gan, history, best, logged = _checkpointed(patient, tmp_path / "patient.pt")
+    assert gan.budget.done == 4 and [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert best["epoch"] == 2  # the best checkpoint is kept
+    assert logged == full[:4]  # the same epochs, loss for loss, as the run it cut short
+    # killed after the stop, before the stage wrote its outputs: the resume trains no more
+    start = load_checkpoint(tmp_path / "patient.pt")
+    assert start["epoch"] == 4 and start["budget"] == {"stopped": True}
+    gan, history, best, logged = _checkpointed(patient, tmp_path / "again.pt", start=start)
+    assert gan.budget.done == 4 and logged == [] and best["epoch"] == 2

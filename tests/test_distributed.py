@@ -49,6 +49,27 @@ def _fail_on_rank_1() -> None:
         raise ValueError("a bug on rank 1")
 
 
+def _patient(prepared: str) -> None:
+    """train.patience 1, rank 0's checkpoint scores scripted to stall after epoch 2; each rank
+    writes the epochs it trained."""
+    from augment import selection
+
+    world = distributed.current()
+    data = D.load_prepared(prepared, splits=("train",))["train"]
+    cfg = TrainConfig(**{**CFG, "epochs": 6}, patience=1, checkpoint_every=1)
+    if world.rank > 0:
+        gan = train_gan(data, cfg, seed=0, device="cpu", world=world)
+    else:
+        scores = iter([0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+        selection.quality_probe = lambda *a, **k: (lambda generator: {
+            "fid": next(scores), "judge_accuracy": 1.0, "diversity_min": 1.0, "diversity": {},
+            "fid_class_mean": 0.0}, 1.0)
+        gan, *_ = selection.train_checkpointed(
+            data, cfg, seed=0, device="cpu", world=world, judge="scripted",
+            partial=Path(os.environ["PROBE_OUT"]) / "partial.pt", start=None, log=lambda r: None)
+    (Path(os.environ["PROBE_OUT"]) / f"done{world.rank}").write_text(str(gan.budget.done))
+
+
 def _critic_and_batch(seed: int):
     from augment.models import build_discriminator
 
@@ -165,6 +186,14 @@ def test_torchrun_command_runs_the_train_stage(prepared, judge, params, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "c.json").read_text())["nproc"] == 2
     assert load_checkpoint(tmp_path / "gan.pt")["epoch"] == 1
+
+
+def test_early_stopping_on_rank_0s_scores_stops_every_rank(prepared, tmp_path, monkeypatch):
+    """A rank that trained on past rank 0's stop would wait in the next all-reduce for a rank
+    that has left (and fail)."""
+    monkeypatch.setenv("PROBE_OUT", str(tmp_path))
+    distributed.launch(_patient, 2, str(prepared))
+    assert [(tmp_path / f"done{r}").read_text() for r in (0, 1)] == ["2", "2"]
 
 
 def test_a_batch_that_does_not_split_over_the_ranks_is_refused(prepared, params, tmp_path):

@@ -63,7 +63,7 @@ def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.
         gan, history, best = selection.train_checkpointed(
             real, resolved, seed=seed, device=device, world=world, judge=judge,
             partial=partial, start=start, log=live)
-    epochs = gan.budget.done  # train.epochs, the epochs a time budget reached, or a resumed run's
+    epochs = gan.budget.done  # train.epochs, the epochs a time budget or patience reached
     if warning := selection.check_kept(best, cfg, out):
         log("train", warning)
     save_png(samples, sample_grid(selection.kept_generator(gan, best), seed=seed, device=device,
@@ -77,7 +77,8 @@ def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.
     seconds = time.perf_counter() - t0
     kept = (f"; kept epoch {best['epoch']}: FID {best['quality']['fid']:.2f}, judge accuracy "
             f"{best['quality']['judge_accuracy']:.3f}" if best else "")
-    log("train", f"{gan.config.preset} ({gan.config.loss}), {epochs} epochs on {device}: "
+    stop = f" (stopped: FID flat for {cfg.patience} checkpoints)" if gan.budget.stopped else ""
+    log("train", f"{gan.config.preset} ({gan.config.loss}), {epochs} epochs{stop} on {device}: "
                  f"{seconds:.1f} s{kept}")
     return {"epochs": epochs, "seconds": seconds, "final": history[-1] if history else {},
             "quality": best["quality"] if best else {}, "best_epoch": best and best["epoch"],
