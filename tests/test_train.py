@@ -321,7 +321,8 @@ def test_resolving_leaves_no_null_and_is_idempotent():
             cfg = resolve_config(TrainConfig(preset=preset), torch.device("cpu"),
                                  image_size=size, repeat=repeat)
             settings = dataclasses.asdict(cfg)
-            assert settings.pop("minutes") is None  # null there means off: nothing to resolve
+            # null there means off: nothing to resolve
+            assert settings.pop("minutes") is None and settings.pop("patience") is None
             assert None not in settings.values() and cfg.device == "cpu"
             assert resolve_config(cfg, torch.device("cpu"), image_size=size,
                                   repeat=repeat) == cfg
@@ -334,7 +335,8 @@ def test_settings_file_is_what_the_run_used(checkpoint):
     assert {k: v for k, v in used.items() if k not in ("seed", "bf16")} == \
         json.loads(json.dumps(config))
     assert used["seed"] == tiny_params()["seed"] and isinstance(used["bf16"], bool)
-    assert used.pop("minutes") is None and None not in used.values()  # no budget: epochs rule
+    assert used.pop("minutes") is None and used.pop("patience") is None  # off: epochs rule
+    assert None not in used.values()
     assert (used["batch_size"], used["width"], used["cls_weight"]) == (32, 8, 0.0)  # tiny, 8 px
 
 
@@ -350,6 +352,7 @@ def test_dry_run_prints_the_settings_and_writes_nothing(prepared, tmp_path, caps
     shown = json.loads(capsys.readouterr().out)
     assert shown["preset"] == "dcgan" and shown["epochs"] == 50 and shown["device"] == "cpu"
     assert shown["lr_g"] == 2e-3 and shown["cls_weight"] == 0.0 and shown.pop("minutes") is None
+    assert shown.pop("patience") is None
     assert None not in shown.values()
     assert not out.exists()
 
