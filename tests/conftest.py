@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import shutil
@@ -18,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MNIST_ROOT = ROOT.parent / "shared" / "data"
 
 # Prefect keeps its database under PREFECT_HOME: one throw-away home per test session.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="augment-prefect-"))
+if "PREFECT_HOME" not in os.environ:  # removed when the process that made it (pytest) exits
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="augment-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # one database per pytest-xdist worker: the
     # workers inherit one home, and two servers' first starts race on its migrations
     os.environ["PREFECT_HOME"] = os.path.join(os.environ["PREFECT_HOME"], worker)
@@ -79,15 +82,17 @@ def checkpoint(prepared, judge, tmp_path_factory) -> Path:
     return d / "gan.pt"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prefect_api():
-    """One Prefect server for a module's stage processes (``PREFECT_API_URL`` set meanwhile, in
-    this process and in every env made from it): each ``python -m flows <stage>`` then connects
-    instead of starting a temporary server of its own (~8 s a process on 2 cores). The tests of
-    the server's own start and stop (test_signals, test_flows) do not use it."""
+    """One Prefect server per test process (each pytest-xdist worker), started on first use and
+    kept to the end of the session. ``PREFECT_API_URL`` is set meanwhile, in this process and in
+    every env made from it: the flows run here, each ``python -m flows <stage>`` process and the
+    deployment and cluster tests connect to it instead of starting a server of their own (~10-20
+    s of CPU each on 2 cores). The tests of ``flows repro``'s own server (test_signals) take
+    ``PREFECT_API_URL`` out of their env."""
     from flows.server import shared_server
 
-    with shared_server() as url:
+    with shared_server(timeout=120) as url:
         yield url
 
 

@@ -23,7 +23,6 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from augment import stages
 from conftest import ROOT, tiny_params
-from flows.server import shared_server
 
 GRID = {"variants": ["real", "real+oversample"], "seeds": 2}  # 4 fits
 # what each fit writes, seed by seed: the flow's must match the in-process run's byte for byte
@@ -43,10 +42,10 @@ def results(directory: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """One Prefect server for this module's flows and the cluster workers they start."""
-    with shared_server(timeout=120) as url, temporary_settings({PREFECT_API_URL: url}):
-        yield url
+def server(prefect_api):
+    """The session's Prefect server for this module's flows and the cluster workers they start."""
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        yield prefect_api
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The retrain deployment against a real Prefect server on loopback.
 
-A server is started for this module (bounded start-up, stopped afterwards); ``python -m flows
+The session's server (``prefect_api`` in conftest.py, bounded start-up); ``python -m flows
 serve`` serves the deployment over a temporary DVC repo with tiny params; runs are triggered
 through the API with ``run_deployment``, as a scheduler or a teammate would.
 """
@@ -22,15 +22,15 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from conftest import ROOT, make_dvc_repo, run_checked
 from flows.retrain import CommandFailed, _transient
-from flows.server import shared_server, stop_group
+from flows.server import stop_group
 
 DEPLOYMENT = "augment-retrain/test"
 
 
 @pytest.fixture(scope="module")
-def server():
-    with shared_server(timeout=120) as url, temporary_settings({PREFECT_API_URL: url}):
-        yield url
+def server(prefect_api):
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        yield prefect_api
 
 
 @pytest.fixture(scope="module")

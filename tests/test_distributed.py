@@ -258,7 +258,7 @@ def _cmdline(pid: int) -> str:
 
 
 def test_the_stage_flow_launches_its_ranks_and_writes_a_checkpoint_that_synthesizes(
-        prepared, judge, params, tmp_path):
+        prepared, judge, params, tmp_path, prefect_api):
     """``python -m flows train`` (what dvc.yaml runs) with train.nproc 2: the ranks are spawned
     from inside the Prefect flow, re-importing ``flows.__main__`` as their main module."""
     params["train"].update(nproc=2, epochs=2)

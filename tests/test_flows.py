@@ -1,4 +1,4 @@
-"""The Prefect flows really run (against Prefect's ephemeral API), not just their ``.fn``."""
+"""The Prefect flows really run (against the session's Prefect server), not just their ``.fn``."""
 
 import asyncio
 import json
@@ -18,7 +18,7 @@ async def _task_run_names(flow_run_id) -> list[str]:
     return sorted(r.name for r in runs)
 
 
-def test_stage_flows_end_to_end(tmp_path, params):
+def test_stage_flows_end_to_end(tmp_path, params, prefect_api):
     import yaml
 
     # Two concurrent fits: the numbers must match the plain, sequential stage below.
