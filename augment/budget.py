@@ -58,8 +58,8 @@ class Budget:
         """The plan a checkpoint dict left (its ``budget``), or a fresh one."""
         saved = (state or {}).get("budget") or {}
         done = int(state["epoch"]) if state else 0
-        if saved.get("stopped"):  # stopped early, then interrupted before the run's end
-            return cls(cfg, epochs=done, done=done, stopped=True)
+        if saved.get("stopped") and cfg.patience is not None:  # stopped early, then
+            return cls(cfg, epochs=done, done=done, stopped=True)  # interrupted before the end
         if cfg.minutes is None:
             return cls(cfg, done=done)
         return cls(cfg, epochs=int(saved.get("epochs", 0)), spent=float(saved.get("spent", 0)),

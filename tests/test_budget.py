@@ -173,3 +173,7 @@ def test_patience_ends_the_run_as_a_prefix_of_the_full_run_and_resumes_stopped(
     assert start["epoch"] == 4 and start["budget"] == {"stopped": True}
     gan, history, best, logged = _checkpointed(patient, tmp_path / "again.pt", start=start)
     assert gan.budget.done == 4 and logged == [] and best["epoch"] == 2
+    # with patience off, the same checkpoint continues (``--resume`` to train on)
+    _scripted(monkeypatch, fids[4:])
+    gan, *_ = _checkpointed(cfg, tmp_path / "on.pt", start=load_checkpoint(tmp_path / "patient.pt"))
+    assert gan.budget.done == 6
