@@ -8,6 +8,9 @@ alike) and the domain FID of the best checkpoint up to there, against the full r
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/early_stop.py --data digits --seeds 0 1 2 \\
         --set train.epochs=100 --set train.checkpoint_every=5 --name early_stop_digits
+
+``--runs DIR ...`` replays run folders already trained (their ``gan.pt``) instead; the json is
+written after every seed, so an interrupted benchmark keeps the seeds it finished.
 """
 
 from __future__ import annotations
@@ -44,19 +47,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default="early_stop")
+    parser.add_argument("--runs", nargs="+", metavar="DIR", help="replay these trained runs")
     args = parser.parse_args(argv)
     base = override(load_params(ROOT / "params.yaml"), ["prepare.imbalance_ratio=1", *args.set])
     base["prepare"].update(SOURCES[args.data])
     runs, rows = [], []
-    for seed in args.seeds:
+    for seed, folder in (zip(args.seeds, args.runs) if args.runs else
+                         ((s, None) for s in args.seeds)):
         params = copy.deepcopy(base)
         params["seed"] = seed
-        work = Path(tempfile.mkdtemp(prefix="augment-early-stop-"))
-        results, seconds = run_pipeline(params, work, upto="train")
+        work = Path(folder or tempfile.mkdtemp(prefix="augment-early-stop-"))
+        seconds = {} if folder else run_pipeline(params, work, upto="train")[1]
         history = load_checkpoint(work / "gan.pt")["history"]
         epochs = history[-1]["epoch"]
         full = min(h["fid"] for h in history if "fid" in h)
-        runs.append({"seed": seed, "epochs": epochs, "train_seconds": seconds["train"],
+        runs.append({"seed": seed, "epochs": epochs, "train_seconds": seconds.get("train"),
                      "fid_curve": [(h["epoch"], h["fid"]) for h in history if "fid" in h]})
         for p in PATIENCE:
             stop, fid = replay(history, p)
@@ -64,11 +69,11 @@ def main(argv: list[str] | None = None) -> None:
                          "saved": 1 - stop / epochs, "fid": fid, "full_fid": full,
                          "fid_ratio": fid / full})
         print(pd.DataFrame(rows[-len(PATIENCE):]).to_string(index=False), flush=True)
+        write_json(Path(args.out) / f"{args.name}.json",  # after every seed
+                   {"data": args.data, "overrides": args.set, "runs": runs, "rows": rows})
     table = pd.DataFrame(rows).groupby("patience")[["saved", "fid_ratio"]].agg(["mean", "min",
                                                                                 "max"])
     print(table.to_string(float_format="{:.3f}".format))
-    write_json(Path(args.out) / f"{args.name}.json",
-               {"data": args.data, "overrides": args.set, "runs": runs, "rows": rows})
 
 
 if __name__ == "__main__":
