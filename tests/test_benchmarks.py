@@ -89,3 +89,12 @@ def test_tail_filter_acceptance_is_the_prior_corrected_judge_by_hand():
     assert acceptance(probs, labels, prior, tau=0.0, threshold=0.5) == [1.0, 0.0]
     assert acceptance(probs, labels, prior, tau=1.0, threshold=0.5) == [0.0, 1.0]
     assert acceptance(probs, labels, prior, tau=1.0, threshold=0.7) == [0.0, 0.0]
+
+
+def test_early_stop_replay_stops_at_the_first_stall_and_keeps_the_best_before_it():
+    from benchmarks.early_stop import replay
+
+    history = [{"epoch": 1, "d_loss": 1.0}, {"epoch": 2, "fid": 0.5}, {"epoch": 4, "fid": 0.4},
+               {"epoch": 6, "fid": 0.45}, {"epoch": 8, "fid": 0.46}, {"epoch": 10, "fid": 0.1}]
+    assert replay(history, 2) == (8, 0.4)  # the run with patience 2 never sees epoch 10
+    assert replay(history, 5) == (10, 0.1)  # never stalls: the full run
