@@ -51,7 +51,7 @@ def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
 def compare(table: pd.DataFrame) -> dict:
     """Pooled means and the paired differences against the best non-GAN variant."""
     wide = table.pivot_table(index=["run", "seed"], columns="variant",
-                             values="balanced_accuracy")
+                             values="balanced_accuracy").dropna(axis=1)  # in every run
     means = wide.mean().sort_values(ascending=False)
     plain = [v for v in means.index if not uses_gan(v)]
     gan = [v for v in means.index if uses_gan(v)]
