@@ -9,14 +9,16 @@ alike) and the domain FID of the best checkpoint up to there, against the full r
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/early_stop.py --data digits --seeds 0 1 2 \\
         --set train.epochs=100 --set train.checkpoint_every=5 --name early_stop_digits
 
-``--runs DIR ...`` replays run folders already trained (their ``gan.pt``) instead; the json is
-written after every seed, so an interrupted benchmark keeps the seeds it finished.
+``--runs DIR ...`` replays run folders already trained (``gan.pt``, ``train_config.json``) instead
+of ``--seeds``; the json is written after every seed, so an interrupted benchmark keeps the
+seeds it finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tempfile
 from pathlib import Path
 
@@ -52,12 +54,13 @@ def main(argv: list[str] | None = None) -> None:
     base = override(load_params(ROOT / "params.yaml"), ["prepare.imbalance_ratio=1", *args.set])
     base["prepare"].update(SOURCES[args.data])
     runs, rows = [], []
-    for seed, folder in (zip(args.seeds, args.runs) if args.runs else
-                         ((s, None) for s in args.seeds)):
-        params = copy.deepcopy(base)
-        params["seed"] = seed
-        work = Path(folder or tempfile.mkdtemp(prefix="augment-early-stop-"))
-        seconds = {} if folder else run_pipeline(params, work, upto="train")[1]
+    for item in args.runs or args.seeds:
+        if args.runs:  # a trained run: the seed its train stage recorded
+            work, seconds = Path(item), {}
+            seed = json.loads((work / "train_config.json").read_text())["seed"]
+        else:
+            seed, work = item, Path(tempfile.mkdtemp(prefix="augment-early-stop-"))
+            seconds = run_pipeline({**copy.deepcopy(base), "seed": seed}, work, upto="train")[1]
         history = load_checkpoint(work / "gan.pt")["history"]
         epochs = history[-1]["epoch"]
         full = min(h["fid"] for h in history if "fid" in h)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -35,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
     """The evaluate stage on one pipeline run: one row per (variant, classifier seed)."""
-    match = re.search(r"_s(\d+)(?:/|$)", str(work))
-    params = {**params, "seed": int(match.group(1)) if match else params.get("seed", 0)}
+    # the run's own top-level seed (its train stage recorded it), for the classifiers too
+    params = {**params, "seed": json.loads((work / "train_config.json").read_text())["seed"]}
     out = work / f"recipes_{tag}"
     start = time.perf_counter()
     summary = stages.evaluate.run(params, data=str(work / "prepared"), synthetic=str(work / "synthetic"),

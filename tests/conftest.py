@@ -87,13 +87,24 @@ def prefect_api():
     """One Prefect server per test process (each pytest-xdist worker), started on first use and
     kept to the end of the session. ``PREFECT_API_URL`` is set meanwhile, in this process and in
     every env made from it: the flows run here, each ``python -m flows <stage>`` process and the
-    deployment and cluster tests connect to it instead of starting a server of their own (~10-20
-    s of CPU each on 2 cores). The tests of ``flows repro``'s own server (test_signals) take
+    deployment and cluster tests connect to it instead of starting a server of their own (a
+    start took ~19 s in a test's set-up on 2 cores). The tests of ``flows repro``'s own server (test_signals) take
     ``PREFECT_API_URL`` out of their env."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from flows.server import shared_server
 
-    with shared_server(timeout=120) as url:
+    with shared_server(timeout=120) as url, temporary_settings({PREFECT_API_URL: url}):
         yield url
+
+
+def scripted_quality(fids):
+    """A stand-in for :func:`augment.selection.quality_probe` whose checkpoint scores follow
+    ``fids`` (domain FID), one per checkpoint; every other score passes the guards."""
+    scores = iter(fids)
+    return lambda *args, **kwargs: (lambda generator: {
+        "fid": next(scores), "judge_accuracy": 1.0, "diversity_min": 1.0, "diversity": {},
+        "fid_class_mean": 0.0}, 1.0)
 
 
 def run_checked(cmd: list[str], cwd: Path, env: dict, timeout: float = 900) -> str:

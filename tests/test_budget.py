@@ -13,7 +13,7 @@ from augment.budget import Budget, schedule
 from augment.config import TrainConfig
 from augment.distributed import Solo
 from augment.train import train_gan
-from conftest import fabricate_images, tiny_params
+from conftest import fabricate_images, scripted_quality, tiny_params
 
 
 class Clock:
@@ -134,13 +134,9 @@ def test_stalled_when_the_fid_has_not_improved_for_patience_checkpoints(fids, pa
 
 
 def _scripted(monkeypatch, fids):
-    """Checkpoint scores that follow ``fids`` (a judge's, scripted), one per checkpoint."""
     from augment import selection
 
-    scores = iter(fids)
-    monkeypatch.setattr(selection, "quality_probe", lambda *a, **k: (
-        lambda generator: {"fid": next(scores), "judge_accuracy": 1.0, "diversity_min": 1.0,
-                           "diversity": {}, "fid_class_mean": 0.0}, 1.0))
+    monkeypatch.setattr(selection, "quality_probe", scripted_quality(fids))
 
 
 def _checkpointed(cfg, partial, start=None):

@@ -19,7 +19,6 @@ import yaml
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from augment import stages
 from conftest import ROOT, tiny_params
@@ -39,13 +38,6 @@ def results(directory: Path) -> dict:
     """The metrics json and the per-seed tables of a run into ``directory``."""
     return {"metrics": json.loads((directory / "evaluate.json").read_text()),
             **{name: (directory / "plots" / name).read_text() for name in PER_SEED}}
-
-
-@pytest.fixture(scope="module")
-def server(prefect_api):
-    """The session's Prefect server for this module's flows and the cluster workers they start."""
-    with temporary_settings({PREFECT_API_URL: prefect_api}):
-        yield prefect_api
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +87,7 @@ def ray_processes() -> dict[int, str]:
 
 
 def test_ray_task_runner_gives_the_same_numbers(tmp_path, params, prepared, in_process,
-                                                server, monkeypatch):
+                                                prefect_api, monkeypatch):
     """evaluate.runner: ray, address null: the runner starts a local Ray instance (2 CPUs, no
     dashboard), the 4 fits run there as Ray tasks, and Ray is gone once the flow returns."""
     ray = pytest.importorskip("ray")
@@ -147,7 +139,7 @@ def test_ray_task_runner_gives_the_same_numbers(tmp_path, params, prepared, in_p
 
 # ----------------------------------------------------------------------------------------- dask
 def test_dask_task_runner_runs_on_the_scheduler_at_evaluate_address(tmp_path, params, prepared,
-                                                                     in_process, server):
+                                                                     in_process, prefect_api):
     """evaluate.runner: dask with evaluate.address: the fits run on that cluster's workers (a
     runner that ignored the address would start a cluster of its own and leave these idle)."""
     distributed = pytest.importorskip("distributed")
@@ -168,7 +160,7 @@ def test_dask_task_runner_runs_on_the_scheduler_at_evaluate_address(tmp_path, pa
     assert prefixes["fit_classifier_task"]["memory"] == 4, prefixes
 
 
-def test_a_local_dask_cluster_starts_its_workers_without_malloc_trim(server):
+def test_a_local_dask_cluster_starts_its_workers_without_malloc_trim(prefect_api):
     """dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536, under which torch fits ran
     ~1.5-2x slower (benchmarks/RESULTS.md); the local cluster the evaluate flow starts leaves it
     unset. Without cluster_config the same flow's worker has it (so this can fail). (The fits'

@@ -18,7 +18,6 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from conftest import ROOT, make_dvc_repo, run_checked
 from flows.retrain import CommandFailed, _transient
@@ -28,17 +27,11 @@ DEPLOYMENT = "augment-retrain/test"
 
 
 @pytest.fixture(scope="module")
-def server(prefect_api):
-    with temporary_settings({PREFECT_API_URL: prefect_api}):
-        yield prefect_api
-
-
-@pytest.fixture(scope="module")
-def served(server, tmp_path_factory):
+def served(prefect_api, tmp_path_factory):
     """A DVC workspace and a ``python -m flows serve`` process serving the deployment on it."""
     repo = tmp_path_factory.mktemp("workspace")
     env = make_dvc_repo(repo)
-    env.update(PREFECT_API_URL=server, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    env.update(PREFECT_API_URL=prefect_api, PREFECT_RUNNER_POLL_FREQUENCY="1")
     dvc = str(Path(sys.executable).with_name("dvc"))
     run_checked([dvc, "remote", "add", "-d", "store", str(repo.parent / "store")], repo, env)
     log = (repo.parent / "serve.log").open("w")
@@ -161,8 +154,8 @@ def test_retry_condition_on_the_command_status_and_other_errors():
     assert _transient(None, None, Completed()) is False
 
 
-def test_prefect_yaml_deploys_schedule_limit_and_workspace(server, tmp_path):
-    env = {**os.environ, "PREFECT_API_URL": server, "AUGMENT_WORKSPACE": str(tmp_path)}
+def test_prefect_yaml_deploys_schedule_limit_and_workspace(prefect_api, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "AUGMENT_WORKSPACE": str(tmp_path)}
     prefect = str(Path(sys.executable).with_name("prefect"))
     run_checked([prefect, "work-pool", "create", "augment", "--type", "process"], ROOT, env)
     run_checked([prefect, "--no-prompt", "deploy", "--all"], ROOT, env)

@@ -24,7 +24,7 @@ from augment.config import TrainConfig
 from augment.errors import ConfigError, DataError, TrainingError
 from augment.synthesis import synthesize
 from augment.train import train_gan
-from conftest import ROOT
+from conftest import ROOT, scripted_quality
 from test_signals import TAG, tagged, wait_gone
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
@@ -60,10 +60,7 @@ def _patient(prepared: str) -> None:
     if world.rank > 0:
         gan = train_gan(data, cfg, seed=0, device="cpu", world=world)
     else:
-        scores = iter([0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-        selection.quality_probe = lambda *a, **k: (lambda generator: {
-            "fid": next(scores), "judge_accuracy": 1.0, "diversity_min": 1.0, "diversity": {},
-            "fid_class_mean": 0.0}, 1.0)
+        selection.quality_probe = scripted_quality([0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
         gan, *_ = selection.train_checkpointed(
             data, cfg, seed=0, device="cpu", world=world, judge="scripted",
             partial=Path(os.environ["PROBE_OUT"]) / "partial.pt", start=None, log=lambda r: None)
