@@ -2,8 +2,9 @@
 on stage outputs that already exist (prepared splits + synthetic folder of a pipeline run).
 
 Each ``--work`` folder is one pipeline run (``prepared/``, ``synthetic/``, as
-``benchmarks/evidence.py --upto synthesize --work`` leaves them; its top-level seed is the
-``_s<N>`` in its path). The evaluate stage (the library function ``dvc repro`` calls) runs there with params.yaml
+``benchmarks/evidence.py --upto synthesize --work`` leaves them; its top-level seed is the one
+its ``train_config.json`` records, or ``--set seed=S`` for non-GAN variants before the GAN
+ran). The evaluate stage (the library function ``dvc repro`` calls) runs there with params.yaml
 plus ``--set`` overrides and the variants given; the (run, classifier seed) pairs are pooled as
 paired replicates. Prints per variant the mean balanced accuracy [95 % CI] and seconds per fit,
 then the best GAN variant against the best non-GAN one (each the highest pooled mean: a choice
@@ -34,8 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
     """The evaluate stage on one pipeline run: one row per (variant, classifier seed)."""
-    # the run's own top-level seed (its train stage recorded it), for the classifiers too
-    params = {**params, "seed": json.loads((work / "train_config.json").read_text())["seed"]}
+    # the run's own top-level seed (its train stage recorded it), for the classifiers too; a
+    # run screened on non-GAN variants before its GAN exists takes --set seed=S
+    settings = work / "train_config.json"
+    if settings.exists():
+        params = {**params, "seed": json.loads(settings.read_text())["seed"]}
+    elif any(uses_gan(v) for v in params["evaluate"]["variants"]):
+        raise SystemExit(f"{work}: no train_config.json; run its GAN first "
+                         "(benchmarks/evidence.py --upto synthesize)")
     out = work / f"recipes_{tag}"
     start = time.perf_counter()
     summary = stages.evaluate.run(params, data=str(work / "prepared"), synthetic=str(work / "synthetic"),
