@@ -45,13 +45,21 @@ def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
                          "(benchmarks/evidence.py --upto synthesize)")
     out = work / f"recipes_{tag}"
     start = time.perf_counter()
-    summary = stages.evaluate.run(params, data=str(work / "prepared"), synthetic=str(work / "synthetic"),
-                    metrics=str(out / "evaluate.json"), plots=str(out / "plots"),
-                    report=str(out / "evaluate.md"))
+    summary = stages.evaluate.run(params, data=str(work / "prepared"),
+                                  synthetic=str(work / "synthetic"),
+                                  metrics=str(out / "evaluate.json"), plots=str(out / "plots"),
+                                  report=str(out / "evaluate.md"))
     runs = pd.read_csv(out / "plots" / "runs.csv")
     runs["run"], runs["wall"] = str(work), time.perf_counter() - start
     runs["seconds"] = runs["variant"].map(summary["seconds"])
     return runs
+
+
+def interval(stat: dict, fmt: str) -> str:
+    """``mean [lo, hi]``; one pair has no interval."""
+    if stat["lo"] is None:
+        return f"{stat['mean']:{fmt}} [one pair]{' ' * 7}"
+    return f"{stat['mean']:{fmt}} [{stat['lo']:{fmt}}, {stat['hi']:{fmt}}]"
 
 
 def compare(table: pd.DataFrame) -> dict:
@@ -103,9 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'variant':>44}  bal.acc [95% CI]          s/fit   Δ vs best non-GAN [CI]")
     for v, m in report["variants"].items():
         d = report.get("vs_best_non_gan", {}).get(v)
-        delta = f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" if d else ""
-        print(f"{v:>44}  {m['mean']:.4f} [{m['lo']:.4f}, {m['hi']:.4f}]  {m['seconds']:5.1f}"
-              f"   {delta}")
+        print(f"{v:>44}  {interval(m, '.4f')}  {m['seconds']:5.1f}   "
+              f"{interval(d, '+.4f') if d else ''}")
     print(f"best non-GAN: {report.get('best_non_gan')}; best GAN: {report.get('best_gan')} "
           f"({report['pairs']} paired (run, seed) replicates)")
     write_json(Path(args.out) / f"{args.name}.json", report)

@@ -98,3 +98,31 @@ def test_early_stop_replay_stops_at_the_first_stall_and_keeps_the_best_before_it
                {"epoch": 6, "fid": 0.45}, {"epoch": 8, "fid": 0.46}, {"epoch": 10, "fid": 0.1}]
     assert replay(history, 2) == (8, 0.4)  # the run with patience 2 never sees epoch 10
     assert replay(history, 5) == (10, 0.1)  # never stalls: the full run
+
+
+def test_recipes_compare_pairs_runs_drops_partial_variants_and_prints_one_pair(capsys, tmp_path):
+    """Two runs x one seed: the best non-GAN is the higher-mean plain variant, GAN variants are
+    paired against it run by run, a variant missing from a run is left out; and a lone (run,
+    seed) pair (one CIFAR-10-LT run) has no interval but still prints and writes."""
+    import json
+
+    import pandas as pd
+    from benchmarks.recipes import compare, main
+
+    rows = [("a", "real+posthoc", 0.50), ("b", "real+posthoc", 0.60),
+            ("a", "real+balanced_softmax", 0.70), ("b", "real+balanced_softmax", 0.72),
+            ("a", "real+synthetic+posthoc@w0.1", 0.68), ("b", "real+synthetic+posthoc@w0.1", 0.73),
+            ("a", "real+synthetic", 0.90)]  # run b lacks it
+    table = pd.DataFrame([{"run": r, "seed": 0, "variant": v, "balanced_accuracy": a,
+                           "seconds": 1.0} for r, v, a in rows])
+    report = compare(table)
+    assert report["best_non_gan"] == "real+balanced_softmax"
+    assert "real+synthetic" not in report["variants"]
+    gap = report["vs_best_non_gan"]["real+synthetic+posthoc@w0.1"]
+    assert abs(gap["mean"] - (-0.005)) < 1e-9 and gap["lo"] < gap["mean"] < gap["hi"]
+    one = pd.DataFrame([r for r in table.to_dict("records") if r["run"] == "a"])
+    (tmp_path / "one.json").write_text(json.dumps({"runs": one.to_dict("records")}))
+    main(["--combine", "one", "--out", str(tmp_path), "--name", "pooled"])
+    assert "real+synthetic  0.9000 [one pair]" in capsys.readouterr().out
+    written = json.loads((tmp_path / "pooled.json").read_text())
+    assert written["vs_best_non_gan"]["real+synthetic"]["lo"] is None
