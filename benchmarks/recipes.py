@@ -33,8 +33,9 @@ from augment.io import write_json
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
-    """The evaluate stage on one pipeline run: one row per (variant, classifier seed)."""
+def run(work: Path, params: dict, tag: str, offset: int = 0) -> pd.DataFrame:
+    """The evaluate stage on one pipeline run: one row per (variant, classifier seed); the
+    classifier seeds start ``offset`` after the run's seed (more pairs on a run later)."""
     # the run's own top-level seed (its train stage recorded it), for the classifiers too; a
     # run screened on non-GAN variants before its GAN exists takes --set seed=S
     settings = work / "train_config.json"
@@ -43,6 +44,7 @@ def run(work: Path, params: dict, tag: str) -> pd.DataFrame:
     elif any(uses_gan(v) for v in params["evaluate"]["variants"]):
         raise SystemExit(f"{work}: no train_config.json; run its GAN first "
                          "(benchmarks/evidence.py --upto synthesize)")
+    params = {**params, "seed": params.get("seed", 0) + offset}
     out = work / f"recipes_{tag}"
     start = time.perf_counter()
     summary = stages.evaluate.run(params, data=str(work / "prepared"),
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", required=True)
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="classifier seeds from the run's seed + this (pairs added later)")
     parser.add_argument("--tag", default="",
                         help="name every variant <variant>@TAG (runs under other --set "
                              "settings, pooled beside the defaults with --combine)")
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         params = override(load_params(ROOT / "params.yaml"), args.set)
         params["evaluate"]["variants"] = list(args.variants)
-        table = pd.concat([run(Path(w), params, args.name) for w in args.work],
+        table = pd.concat([run(Path(w), params, args.name, args.seed_offset) for w in args.work],
                           ignore_index=True).drop(columns=["wall"])
         if args.tag:
             table["variant"] = table["variant"] + f"@{args.tag}"
