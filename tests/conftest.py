@@ -88,8 +88,8 @@ def prefect_api():
     kept to the end of the session. ``PREFECT_API_URL`` is set meanwhile, in this process and in
     every env made from it: the flows run here, each ``python -m flows <stage>`` process and the
     deployment and cluster tests connect to it instead of starting a server of their own (a
-    start took ~19 s in a test's set-up on 2 cores). The tests of ``flows repro``'s own server (test_signals) take
-    ``PREFECT_API_URL`` out of their env."""
+    start took ~19 s in a test's set-up on 2 cores). The tests of ``flows repro``'s own server
+    (test_signals) take ``PREFECT_API_URL`` out of their env."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.server import shared_server

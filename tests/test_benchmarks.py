@@ -1,3 +1,4 @@
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -126,3 +127,34 @@ def test_recipes_compare_pairs_runs_drops_partial_variants_and_prints_one_pair(c
     assert "real+synthetic  0.9000 [one pair]" in capsys.readouterr().out
     written = json.loads((tmp_path / "pooled.json").read_text())
     assert written["vs_best_non_gan"]["real+synthetic"]["lo"] is None
+
+
+def test_recipes_seeds_classifiers_from_the_run_and_refuses_gan_variants_before_its_gan(
+        monkeypatch, tmp_path):
+    """The classifier seed is the run's recorded seed + --seed-offset; a run without a GAN yet
+    takes --set seed for non-GAN variants and stops before any fit for a GAN variant."""
+    import json
+
+    import pandas as pd
+    import pytest
+    from benchmarks import recipes
+
+    seeds = []
+
+    def evaluate(params, *, plots, **paths):
+        seeds.append(params["seed"])
+        Path(plots).mkdir(parents=True)
+        pd.DataFrame({"variant": ["real"], "seed": [params["seed"]]}).to_csv(
+            Path(plots) / "runs.csv", index=False)
+        return {"seconds": {"real": 1.0}}
+
+    monkeypatch.setattr(recipes.stages.evaluate, "run", evaluate)
+    params = {"seed": 7, "evaluate": {"variants": ["real"]}}
+    recipes.run(tmp_path, params, "plain", offset=1)  # no train_config.json: --set seed
+    (tmp_path / "train_config.json").write_text(json.dumps({"seed": 3}))
+    recipes.run(tmp_path, params, "recorded", offset=1)
+    assert seeds == [8, 4]
+    (tmp_path / "train_config.json").unlink()
+    with pytest.raises(SystemExit, match="no train_config.json"):
+        recipes.run(tmp_path, {**params, "evaluate": {"variants": ["real+synthetic"]}}, "gan")
+    assert seeds == [8, 4]
