@@ -208,6 +208,41 @@ def test_ema_copies_first_then_follows_the_ramp():
     assert not any(p.requires_grad for p in ema.module.parameters())
 
 
+def test_g_step_freezes_d_and_updates_g_as_the_full_backward_does():
+    """G's step asks D only for input gradients: D's weight gradients stay those of its own
+    step, D trains again afterwards, and G, its EMA and D end bit for bit where a G step
+    through an unfrozen D (the textbook backward) leaves them."""
+    import copy
+
+    import augment.train as T
+
+    cfg = resolve_config(TrainConfig(width=8, batch_size=8), torch.device("cpu"), image_size=16)
+    gan = T.setup(cfg, image_shape=(1, 16, 16), num_classes=3, device=torch.device("cpu"))
+    x, y = torch.rand(8, 1, 16, 16) * 2 - 1, torch.arange(8) % 3
+    reference = copy.deepcopy(gan)
+    torch.manual_seed(1)  # the latents
+    fakes, _ = T.d_step(gan, x, y)
+    d_grads = [p.grad.clone() for p in gan.discriminator.parameters()]
+    T.g_step(gan, fakes, y)
+    assert all(torch.equal(p.grad, g) for p, g in zip(gan.discriminator.parameters(), d_grads))
+    assert all(p.requires_grad for p in gan.discriminator.parameters())
+    torch.manual_seed(1)
+    fake, z = T.d_step(reference, x, y)[0]  # the unfrozen G step: D's weights take gradients
+    T._step(reference, reference.opt_g, reference.generator,
+            reference.loss.generator(reference.discriminator, fake, y, z))
+    reference.ema.update_parameters(reference.generator)
+    assert any(not torch.equal(p.grad, g)
+               for p, g in zip(reference.discriminator.parameters(), d_grads))
+    for each in (gan, reference):  # D trains from the same state again
+        torch.manual_seed(2)
+        T.d_step(each, x, y)
+    for net in ("generator", "discriminator"):
+        for ours, theirs in ((getattr(gan, net), getattr(reference, net)),
+                             (gan.ema.module, reference.ema.module)):
+            assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(),
+                                                         theirs.state_dict().values()))
+
+
 def test_resume_continues_the_run_exactly():
     """4 epochs straight = 2, then a resume from the epoch-2 checkpoint for 2 more: the same
     weights for G, its EMA and D, bit for bit. Covers the EMA's step count (a restart of its

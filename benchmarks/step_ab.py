@@ -1,0 +1,93 @@
+"""The training step's CPU cost, paired: G's step through a frozen D (what ``augment.train`` does)
+against the textbook G step (D's weight gradients computed too, then discarded), and the frozen
+step with Adam's ``foreach`` kernels instead of its per-tensor loop (the CPU default, kept).
+
+All arms train one GAN (same outputs: ``tests/test_train.py`` checks the frozen step against
+the textbook one bit for bit), in alternating blocks of step pairs whose order flips every
+round, so load drift on a shared machine hits every arm alike; the first round is a warm-up.
+fp32, the CPU defaults per image side (``resolve_config``). Prints a table, writes json.
+
+    OMP_NUM_THREADS=1 python benchmarks/step_ab.py --threads 1 --rounds 9 --name step_ab_t1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+import augment.train as T
+from augment.config import TrainConfig
+from augment.io import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = {"digits8": (1, 8, 40), "mnist28": (1, 28, 10), "rgb32": (3, 32, 8)}  # C, side, block
+
+
+def textbook_g_step(gan: T.GAN, fakes, y: torch.Tensor) -> dict:
+    """G's step without freezing D: backward also fills D's weight gradients."""
+    fake, z = fakes
+    with gan.autocast():
+        g_loss = gan.loss.generator(gan.discriminator, fake, y, z)
+    T._step(gan, gan.opt_g, gan.generator, g_loss)
+    gan.ema.update_parameters(gan.generator)
+    return {"g_loss": g_loss.detach()}
+
+
+ARMS = {"textbook G step": (textbook_g_step, False), "D frozen": (T.g_step, False),
+        "D frozen + foreach Adam": (T.g_step, True)}
+
+
+def measure(channels: int, side: int, block: int, rounds: int) -> dict[str, float]:
+    """Training images/s per arm on one GAN of this shape."""
+    torch.manual_seed(0)
+    cfg = T.resolve_config(TrainConfig(amp=False), torch.device("cpu"), image_size=side)
+    gan = T.setup(cfg, image_shape=(channels, side, side), num_classes=10,
+                  device=torch.device("cpu"))
+    bs = cfg.batch_size
+    x = (torch.rand(bs * 40, channels, side, side) * 2 - 1).contiguous(
+        memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (bs * 40,))
+    spent, images = dict.fromkeys(ARMS, 0.0), dict.fromkeys(ARMS, 0)
+    for rnd in range(rounds):
+        for arm in (list(ARMS) if rnd % 2 else list(ARMS)[::-1]):
+            g_step, foreach = ARMS[arm]
+            for opt in (gan.opt_g, gan.opt_d):
+                for group in opt.param_groups:
+                    group["foreach"] = foreach
+            start = time.perf_counter()
+            for i in range(block):
+                idx = torch.arange(i % 40 * bs, (i % 40 + 1) * bs)
+                fakes, _ = T.d_step(gan, x[idx], y[idx])
+                g_step(gan, fakes, y[idx])
+            if rnd:  # round 0 warms up
+                spent[arm] += time.perf_counter() - start
+                images[arm] += block * bs
+    return {arm: images[arm] / spent[arm] for arm in ARMS}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--name", default="step_ab")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    report = {"threads": args.threads, "rounds": args.rounds, "images_per_s": {}}
+    print(f"threads {args.threads}; images/s (× the textbook step)")
+    print(f"{'shape':8}" + "".join(f"{arm:>26}" for arm in ARMS))
+    for shape in args.shapes:
+        rate = measure(*SHAPES[shape], args.rounds)
+        report["images_per_s"][shape] = rate
+        base = rate["textbook G step"]
+        print(f"{shape:8}" + "".join(f"{f'{r:,.0f} ({r / base:.2f}x)':>26}" for r in rate.values()),
+              flush=True)
+    write_json(Path(args.out) / f"{args.name}.json", report)
+
+
+if __name__ == "__main__":
+    main()
