@@ -238,7 +238,7 @@ def g_step(gan: GAN, fakes: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) 
     """One generator update through D's view of ``fakes = (G(z, y), z)``, then the EMA update.
 
     D is frozen meanwhile: G's gradient needs D's input gradients, not its weight gradients,
-    which the next D step would discard (skipping them: ~1.2x steps/s on the CPU, same G).
+    which the next D step would discard (skipping them: 1.05-1.2x steps/s on the CPU, same G).
     """
     fake, z = fakes
     gan.discriminator.requires_grad_(False)

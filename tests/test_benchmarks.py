@@ -61,24 +61,13 @@ def test_step_ops_splits_a_step_pair_into_phases_and_finds_the_syncs():
     assert count_ops("classic", 8, 16)["syncs"]["aten::nonzero"] == 0
 
 
-def test_step_ab_times_each_arm_on_one_gan_and_the_textbook_arm_trains_d_weights(tmp_path):
+def test_step_ab_times_each_arm_on_one_gan(tmp_path):
     import json
 
-    import torch
-
-    import augment.train as T
-    from benchmarks.step_ab import ARMS, main, textbook_g_step
+    from benchmarks.step_ab import ARMS, main
     main(["--rounds", "2", "--shapes", "digits8", "--name", "ab", "--out", str(tmp_path)])
     rates = json.loads((tmp_path / "ab.json").read_text())["images_per_s"]["digits8"]
     assert set(rates) == set(ARMS) and all(r > 0 for r in rates.values())
-    # the baseline arm is the textbook step: D's weights get gradients in G's step
-    cfg = T.resolve_config(TrainConfig(width=8), torch.device("cpu"), image_size=8)
-    gan = T.setup(cfg, image_shape=(1, 8, 8), num_classes=2, device=torch.device("cpu"))
-    y = torch.arange(4) % 2
-    fakes, _ = T.d_step(gan, torch.rand(4, 1, 8, 8), y)
-    after_d = [p.grad.clone() for p in gan.discriminator.parameters()]
-    textbook_g_step(gan, fakes, y)
-    assert any(not torch.equal(p.grad, g) for p, g in zip(gan.discriminator.parameters(), after_d))
 
 
 def test_cas_reads_a_split_folder_keeps_its_test_split_and_caps_the_pool(tmp_path):

@@ -210,37 +210,34 @@ def test_ema_copies_first_then_follows_the_ramp():
 
 def test_g_step_freezes_d_and_updates_g_as_the_full_backward_does():
     """G's step asks D only for input gradients: D's weight gradients stay those of its own
-    step, D trains again afterwards, and G, its EMA and D end bit for bit where a G step
-    through an unfrozen D (the textbook backward) leaves them."""
+    step, D trains again afterwards, and G, its EMA and D end bit for bit where the textbook G
+    step (D unfrozen, the baseline of benchmarks/step_ab.py) leaves them."""
     import copy
 
     import augment.train as T
+    from benchmarks.step_ab import textbook_g_step
 
     cfg = resolve_config(TrainConfig(width=8, batch_size=8), torch.device("cpu"), image_size=16)
     gan = T.setup(cfg, image_shape=(1, 16, 16), num_classes=3, device=torch.device("cpu"))
     x, y = torch.rand(8, 1, 16, 16) * 2 - 1, torch.arange(8) % 3
     reference = copy.deepcopy(gan)
-    torch.manual_seed(1)  # the latents
-    fakes, _ = T.d_step(gan, x, y)
-    d_grads = [p.grad.clone() for p in gan.discriminator.parameters()]
-    T.g_step(gan, fakes, y)
-    assert all(torch.equal(p.grad, g) for p, g in zip(gan.discriminator.parameters(), d_grads))
-    assert all(p.requires_grad for p in gan.discriminator.parameters())
-    torch.manual_seed(1)
-    fake, z = T.d_step(reference, x, y)[0]  # the unfrozen G step: D's weights take gradients
-    T._step(reference, reference.opt_g, reference.generator,
-            reference.loss.generator(reference.discriminator, fake, y, z))
-    reference.ema.update_parameters(reference.generator)
-    assert any(not torch.equal(p.grad, g)
-               for p, g in zip(reference.discriminator.parameters(), d_grads))
-    for each in (gan, reference):  # D trains from the same state again
+    untouched = {}  # after G's step, are D's weight gradients still those of D's own step?
+    for each, g_step in ((gan, T.g_step), (reference, textbook_g_step)):
+        torch.manual_seed(1)  # the same latents
+        fakes, _ = T.d_step(each, x, y)
+        before = [p.grad.clone() for p in each.discriminator.parameters()]
+        g_step(each, fakes, y)
+        untouched[g_step] = all(torch.equal(p.grad, g)
+                                for p, g in zip(each.discriminator.parameters(), before))
         torch.manual_seed(2)
-        T.d_step(each, x, y)
-    for net in ("generator", "discriminator"):
-        for ours, theirs in ((getattr(gan, net), getattr(reference, net)),
-                             (gan.ema.module, reference.ema.module)):
-            assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(),
-                                                         theirs.state_dict().values()))
+        T.d_step(each, x, y)  # D trains from the same state again
+    assert untouched[T.g_step] and not untouched[textbook_g_step]
+    assert all(p.requires_grad for p in gan.discriminator.parameters())
+    for ours, theirs in ((gan.generator, reference.generator),
+                         (gan.ema.module, reference.ema.module),
+                         (gan.discriminator, reference.discriminator)):
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(),
+                                                     theirs.state_dict().values()))
 
 
 def test_resume_continues_the_run_exactly():
