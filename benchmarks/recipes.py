@@ -97,11 +97,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", default="",
                         help="name every variant <variant>@TAG (runs under other --set "
                              "settings, pooled beside the defaults with --combine)")
+    parser.add_argument("--untag", action="append", default=[], metavar="TAG",
+                        help="with --combine: pool <variant>@TAG as <variant> (rows run under a "
+                             "--set that the other parts ran under too)")
     args = parser.parse_args(argv)
 
     if args.combine:
         parts = [json.loads((Path(args.out) / f"{n}.json").read_text()) for n in args.combine]
         table = pd.DataFrame([r for p in parts for r in p["runs"]])
+        for tag in args.untag:
+            table["variant"] = table["variant"].str.removesuffix(f"@{tag}")
         report = {"combined_from": args.combine, **compare(table), "runs": table.to_dict("records")}
     else:
         params = override(load_params(ROOT / "params.yaml"), args.set)

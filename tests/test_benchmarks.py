@@ -110,10 +110,12 @@ def test_early_stop_replay_stops_at_the_first_stall_and_keeps_the_best_before_it
     assert replay(history, 5) == (10, 0.1)  # never stalls: the full run
 
 
-def test_recipes_compare_pairs_runs_drops_partial_variants_and_prints_one_pair(capsys, tmp_path):
+def test_recipes_compare_pairs_runs_drops_partial_variants_prints_one_pair_and_untags(
+        capsys, tmp_path):
     """Two runs x one seed: the best non-GAN is the higher-mean plain variant, GAN variants are
     paired against it run by run, a variant missing from a run is left out; and a lone (run,
-    seed) pair (one CIFAR-10-LT run) has no interval but still prints and writes."""
+    seed) pair (one CIFAR-10-LT run) has no interval but still prints and writes; --untag pools a
+    tagged variant with its untagged name."""
     import json
 
     import pandas as pd
@@ -136,6 +138,13 @@ def test_recipes_compare_pairs_runs_drops_partial_variants_and_prints_one_pair(c
     assert "real+synthetic  0.9000 [one pair]" in capsys.readouterr().out
     written = json.loads((tmp_path / "pooled.json").read_text())
     assert written["vs_best_non_gan"]["real+synthetic"]["lo"] is None
+    # --untag pools a tagged part with untagged ones: run a's tagged row pairs with run b's
+    b = [{**r, "variant": r["variant"].removesuffix("@w0.1")}
+         for r in table.to_dict("records") if r["run"] == "b"]
+    (tmp_path / "two.json").write_text(json.dumps({"runs": b}))
+    main(["--combine", "one", "two", "--untag", "w0.1", "--out", str(tmp_path), "--name", "both"])
+    assert json.loads((tmp_path / "both.json").read_text())["pairs"] == 2
+    assert "real+synthetic+posthoc " in capsys.readouterr().out
 
 
 def test_recipes_seeds_classifiers_from_the_run_and_refuses_gan_variants_before_its_gan(
