@@ -24,19 +24,7 @@ from augment.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"digits8": (1, 8, 40), "mnist28": (1, 28, 10), "rgb32": (3, 32, 8)}  # C, side, block
-
-
-def textbook_g_step(gan: T.GAN, fakes, y: torch.Tensor) -> dict:
-    """G's step without freezing D: backward also fills D's weight gradients."""
-    fake, z = fakes
-    with gan.autocast():
-        g_loss = gan.loss.generator(gan.discriminator, fake, y, z)
-    T._step(gan, gan.opt_g, gan.generator, g_loss)
-    gan.ema.update_parameters(gan.generator)
-    return {"g_loss": g_loss.detach()}
-
-
-ARMS = {"textbook G step": (textbook_g_step, False), "D frozen": (T.g_step, False),
+ARMS = {"textbook G step": (T._g_update, False), "D frozen": (T.g_step, False),
         "D frozen + foreach Adam": (T.g_step, True)}
 
 

@@ -211,18 +211,17 @@ def test_ema_copies_first_then_follows_the_ramp():
 def test_g_step_freezes_d_and_updates_g_as_the_full_backward_does():
     """G's step asks D only for input gradients: D's weight gradients stay those of its own
     step, D trains again afterwards, and G, its EMA and D end bit for bit where the textbook G
-    step (D unfrozen, the baseline of benchmarks/step_ab.py) leaves them."""
+    step (``_g_update`` with D unfrozen, benchmarks/step_ab.py's baseline) leaves them."""
     import copy
 
     import augment.train as T
-    from benchmarks.step_ab import textbook_g_step
 
     cfg = resolve_config(TrainConfig(width=8, batch_size=8), torch.device("cpu"), image_size=16)
     gan = T.setup(cfg, image_shape=(1, 16, 16), num_classes=3, device=torch.device("cpu"))
     x, y = torch.rand(8, 1, 16, 16) * 2 - 1, torch.arange(8) % 3
     reference = copy.deepcopy(gan)
     untouched = {}  # after G's step, are D's weight gradients still those of D's own step?
-    for each, g_step in ((gan, T.g_step), (reference, textbook_g_step)):
+    for each, g_step in ((gan, T.g_step), (reference, T._g_update)):
         torch.manual_seed(1)  # the same latents
         fakes, _ = T.d_step(each, x, y)
         before = [p.grad.clone() for p in each.discriminator.parameters()]
@@ -231,7 +230,7 @@ def test_g_step_freezes_d_and_updates_g_as_the_full_backward_does():
                                 for p, g in zip(each.discriminator.parameters(), before))
         torch.manual_seed(2)
         T.d_step(each, x, y)  # D trains from the same state again
-    assert untouched[T.g_step] and not untouched[textbook_g_step]
+    assert untouched[T.g_step] and not untouched[T._g_update]
     assert all(p.requires_grad for p in gan.discriminator.parameters())
     for ours, theirs in ((gan.generator, reference.generator),
                          (gan.ema.module, reference.ema.module),
