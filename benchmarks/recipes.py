@@ -8,7 +8,8 @@ ran). The evaluate stage (the library function ``dvc repro`` calls) runs there w
 plus ``--set`` overrides and the variants given; the (run, classifier seed) pairs are pooled as
 paired replicates. Prints per variant the mean balanced accuracy [95 % CI] and seconds per fit,
 then the best GAN variant against the best non-GAN one (each the highest pooled mean: a choice
-made on the test scores, on both sides) and every GAN variant against that non-GAN best.
+made on the test scores, on both sides), every GAN variant against that non-GAN best, and the
+variant the report recommends (the best on val), pair by pair, against it.
 
     python benchmarks/evidence.py --data digits --ratios 100 --set seed=S --upto synthesize \
         --work runs/digits_sS   # S = 0, 1, 2: runs/digits_sS/digits_r100
@@ -80,13 +81,40 @@ def compare(table: pd.DataFrame) -> dict:
         report["best_non_gan"] = base
         report["vs_best_non_gan"] = {v: paired(wide[v], wide[base]) for v in gan}
         report["best_gan"] = gan[0] if gan else None
+    if "val_balanced_accuracy" in table:
+        report["chosen_on_val"] = chosen_on_val(table, wide, plain[0] if plain else None)
     return report
+
+
+def chosen_on_val(table: pd.DataFrame, wide: pd.DataFrame, base: str | None) -> dict:
+    """The report's recommendation, pair by pair: the variant with the highest val score (as a
+    run with one classifier seed picks it), its test score pooled and how often it is a GAN
+    variant; paired against the best non-GAN variant (chosen on test) and against the same
+    choice made among the non-GAN variants only (the grid without the GAN: the GAN's worth
+    when val decides)."""
+    val = table.pivot_table(index=["run", "seed"], columns="variant",
+                            values="val_balanced_accuracy")[wide.columns]
+
+    def pick(columns: list[str]) -> tuple[pd.Series, pd.Series]:
+        chosen = val[columns].idxmax(axis=1)
+        return chosen, pd.Series([wide.at[pair, v] for pair, v in chosen.items()],
+                                 index=wide.index)
+
+    chosen, test = pick(list(wide.columns))
+    out = {**mean_ci(test), "gan_picks": int(chosen.map(uses_gan).sum()),
+           "picks": {str(v): int(n) for v, n in chosen.value_counts().items()}}
+    plain = [v for v in wide.columns if not uses_gan(v)]
+    if base:
+        out["vs_best_non_gan"] = paired(test, wide[base])
+        out["vs_non_gan_chosen_on_val"] = paired(test, pick(plain)[1])
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", nargs="+", help="pipeline run folders")
-    parser.add_argument("--variants", nargs="+")
+    parser.add_argument("--variants", nargs="+",
+                        help="the variants to run; with --combine, the ones to pool")
     parser.add_argument("--combine", nargs="+", metavar="NAME",
                         help="only pool the rows of results/<NAME>.json (runs screened apart)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -107,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         table = pd.DataFrame([r for p in parts for r in p["runs"]])
         for tag in args.untag:
             table["variant"] = table["variant"].str.removesuffix(f"@{tag}")
+        if args.variants:  # pool these only
+            table = table[table["variant"].isin(args.variants)]
         report = {"combined_from": args.combine, **compare(table), "runs": table.to_dict("records")}
     else:
         params = override(load_params(ROOT / "params.yaml"), args.set)
@@ -124,6 +154,15 @@ def main(argv: list[str] | None = None) -> None:
               f"{interval(d, '+.4f') if d else ''}")
     print(f"best non-GAN: {report.get('best_non_gan')}; best GAN: {report.get('best_gan')} "
           f"({report['pairs']} paired (run, seed) replicates)")
+    if "chosen_on_val" in report:
+        c = report["chosen_on_val"]
+        d = c.get("vs_best_non_gan")
+        print(f"{'chosen on val, pair by pair':>44}  {interval(c, '.4f')}         "
+              f"{interval(d, '+.4f') if d else ''}  (a GAN variant {c['gan_picks']}/"
+              f"{report['pairs']})")
+        if d:
+            print(f"{'− the non-GAN variant chosen on val':>44}  "
+                  f"{interval(c['vs_non_gan_chosen_on_val'], '+.4f')}")
     write_json(Path(args.out) / f"{args.name}.json", report)
 
 

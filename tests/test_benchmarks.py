@@ -147,6 +147,26 @@ def test_recipes_compare_pairs_runs_drops_partial_variants_prints_one_pair_and_u
     assert "real+synthetic+posthoc " in capsys.readouterr().out
 
 
+def test_recipes_chosen_on_val_picks_by_val_pair_by_pair_and_pairs_it_without_the_gan():
+    """The recommendation is replayed per (run, seed) pair on val scores, not test scores, and
+    set against the best non-GAN variant and against the choice among non-GAN variants only."""
+    import pandas as pd
+    from benchmarks.recipes import compare
+
+    rows = [("a", "real+balanced_softmax", 0.70, 0.80), ("a", "real+posthoc", 0.50, 0.50),
+            ("a", "real+synthetic+posthoc", 0.68, 0.85),  # a: the GAN wins on val only
+            ("b", "real+balanced_softmax", 0.72, 0.70), ("b", "real+posthoc", 0.60, 0.75),
+            ("b", "real+synthetic+posthoc", 0.73, 0.60)]  # b: posthoc wins on val only
+    table = pd.DataFrame([{"run": r, "seed": 0, "variant": v, "balanced_accuracy": t,
+                           "val_balanced_accuracy": val, "seconds": 1.0}
+                          for r, v, t, val in rows])
+    chosen = compare(table)["chosen_on_val"]
+    assert abs(chosen["mean"] - 0.64) < 1e-9 and chosen["gan_picks"] == 1
+    assert chosen["picks"] == {"real+synthetic+posthoc": 1, "real+posthoc": 1}
+    assert abs(chosen["vs_best_non_gan"]["mean"] - (-0.07)) < 1e-9  # against BS's 0.70, 0.72
+    assert abs(chosen["vs_non_gan_chosen_on_val"]["mean"] - (-0.01)) < 1e-9  # BS 0.70, posthoc 0.60
+
+
 def test_recipes_seeds_classifiers_from_the_run_and_refuses_gan_variants_before_its_gan(
         monkeypatch, tmp_path):
     """The classifier seed is the run's recorded seed + --seed-offset; a run without a GAN yet

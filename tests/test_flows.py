@@ -46,7 +46,7 @@ def test_stage_flows_end_to_end(tmp_path, params, prefect_api):
     names = asyncio.run(_task_run_names(state.state_details.flow_run_id))
     assert names == ["real+synthetic-seed0", "real+synthetic-seed1", "real-seed0", "real-seed1"]
     metrics = json.loads((tmp_path / "eval.json").read_text())
-    assert set(metrics) == {"seeds", "baseline", "real", "real+synthetic",
+    assert set(metrics) == {"seeds", "baseline", "recommended", "real", "real+synthetic",
                             "vs_real:real+synthetic", "vs_baseline:real+synthetic", "verdict"}
     sequential = stages.evaluate.run(params, data=d("prepared"), synthetic=d("syn"),
                                      metrics=d("eval_seq.json"), plots=d("plots_seq"),
