@@ -82,16 +82,16 @@ def compare(table: pd.DataFrame) -> dict:
         report["vs_best_non_gan"] = {v: paired(wide[v], wide[base]) for v in gan}
         report["best_gan"] = gan[0] if gan else None
     if "val_balanced_accuracy" in table:
-        report["chosen_on_val"] = chosen_on_val(table, wide, plain[0] if plain else None)
+        report["chosen_on_val"] = chosen_on_val(table, wide, plain)
     return report
 
 
-def chosen_on_val(table: pd.DataFrame, wide: pd.DataFrame, base: str | None) -> dict:
+def chosen_on_val(table: pd.DataFrame, wide: pd.DataFrame, plain: list[str]) -> dict:
     """The report's recommendation, pair by pair: the variant with the highest val score (as a
     run with one classifier seed picks it), its test score pooled and how often it is a GAN
-    variant; paired against the best non-GAN variant (chosen on test) and against the same
-    choice made among the non-GAN variants only (the grid without the GAN: the GAN's worth
-    when val decides)."""
+    variant; paired against the best non-GAN variant (``plain[0]``, chosen on test) and
+    against the same choice made among the non-GAN variants ``plain`` only (the grid without
+    the GAN: the GAN's worth when val decides)."""
     val = table.pivot_table(index=["run", "seed"], columns="variant",
                             values="val_balanced_accuracy")[wide.columns]
 
@@ -103,9 +103,8 @@ def chosen_on_val(table: pd.DataFrame, wide: pd.DataFrame, base: str | None) -> 
     chosen, test = pick(list(wide.columns))
     out = {**mean_ci(test), "gan_picks": int(chosen.map(uses_gan).sum()),
            "picks": {str(v): int(n) for v, n in chosen.value_counts().items()}}
-    plain = [v for v in wide.columns if not uses_gan(v)]
-    if base:
-        out["vs_best_non_gan"] = paired(test, wide[base])
+    if plain:
+        out["vs_best_non_gan"] = paired(test, wide[plain[0]])
         out["vs_non_gan_chosen_on_val"] = paired(test, pick(plain)[1])
     return out
 
