@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .config import variant_parts
 from .data import minority_classes
 
 SCORES = ("balanced_accuracy", "minority_recall", "accuracy", "macro_f1")
@@ -55,7 +56,7 @@ def runs_table(runs: list[dict], counts: np.ndarray, classes: tuple[str, ...]) -
 
 def uses_gan(variant: str) -> bool:
     """Whether ``variant`` (or ``variant@tag``, a benchmark's name) trains on GAN samples."""
-    return "synthetic" in variant.split("@")[0].split("+")
+    return "synthetic" in variant_parts(variant.split("@")[0])
 
 
 def best_baseline(table: pd.DataFrame) -> str | None:
@@ -106,7 +107,7 @@ def _rounded(d: dict) -> dict:
 
 def _gan_variant(summary: dict) -> str | None:
     """The GAN variant the verdict is about: real+synthetic, else the first one with real."""
-    names = [v for v in summary["variants"] if uses_gan(v) and "real" in v.split("+")]
+    names = [v for v in summary["variants"] if uses_gan(v) and "real" in variant_parts(v)]
     return "real+synthetic" if "real+synthetic" in names else (names[0] if names else None)
 
 
@@ -168,9 +169,8 @@ def metrics_json(summary: dict) -> dict:
             out[f"{key}:{v}"] = {f"{s}{suffix}": d[k] for s, d in scores.items()
                                  for k, suffix in (("mean", ""), ("lo", "_lo"), ("hi", "_hi"),
                                                    ("p", "_p")) if d[k] is not None}
-    for key in ("classic_policy", "synthetic_weight"):
-        if key in summary:
-            out[key] = summary[key]
+    if "classic_policy" in summary:
+        out["classic_policy"] = summary["classic_policy"]
     for v, chosen in summary.get("chosen_on_val", {}).items():
         out[f"chosen:{v}"] = {k: chosen[k] for k in ("classic", "synthetic_weight")}
     out["verdict"] = summary["verdict"]
@@ -222,7 +222,7 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              f"scored once on test. {_steps_sentence(summary['steps_per_epoch'])}"
              f"Cells: mean [{INTERVAL}]; Δ: paired difference, t-test p. Prior max/min: the "
              "largest over the smallest class count of the variant's training set (synthetic "
-             "images weighted by evaluate.synthetic_weight), the prior its long-tail parts use "
+             "images counted W times for `synthetic*W`), the prior its long-tail parts use "
              "(1 = uniform). Val bal. acc.: the mean val score the runs were selected by (the "
              "epoch, and τ or `auto` settings, were chosen on it, so it reads high); the "
              "recommended variant has the highest.", "",

@@ -31,6 +31,37 @@ LOSSES = ("hinge", "bce", "wgan-gp")
 VARIANT_PARTS = {"real": "data", "synthetic": "data", "oversample": "set", "classic": "set",
                  "balanced_softmax": "loss", "logit_adjust": "loss", "drw": "loss",
                  "posthoc": "prediction", "mixup": "mixing"}
+OMEGAS = (1.0, 0.5, 0.25, 0.1)  # synthetic*auto: the weights tried on val, preferred in order
+
+
+def variant_parts(variant: str) -> tuple[str, ...]:
+    """The part names of ``variant``, the synthetic part's weight dropped:
+    ``real+synthetic*0.1+posthoc`` -> (real, synthetic, posthoc)."""
+    return tuple(p.partition("*")[0] for p in variant.split("+"))
+
+
+def synthetic_weight(variant: str) -> float | str:
+    """How often ``variant`` draws a synthetic image relative to a real one: the ``W`` of its
+    ``synthetic*W`` part (a number in (0, 1], or ``auto``: chosen on val from :data:`OMEGAS`);
+    1 for a bare ``synthetic`` or no synthetic part. Raises ConfigError on a malformed weight."""
+    for part in variant.split("+"):
+        name, star, weight = part.partition("*")
+        if not star:
+            continue
+        if name != "synthetic":
+            raise ConfigError(f"evaluate.variants: {variant!r}: only the synthetic part takes a "
+                              f"weight ('synthetic*0.1'), not {name!r}")
+        if weight == "auto":
+            return "auto"
+        try:
+            value = float(weight)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value <= 1:
+            raise ConfigError(f"evaluate.variants: {variant!r}: the synthetic weight must be a "
+                              f"number in (0, 1] or auto, e.g. synthetic*0.1; got {weight!r}")
+        return value
+    return 1.0
 RUNNERS = ("threads", "dask", "ray")
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -214,11 +245,13 @@ class EvaluateConfig(ClassifierConfig):
 
     variants: tuple[str, ...] = setting(
         ("real", "real+oversample", "real+balanced_softmax", "real+balanced_softmax+classic",
-         "real+synthetic", "real+synthetic+classic"),
-        "'+'-joined parts: real | synthetic (the data), oversample (resample every class to the "
-        "largest), classic (albumentations, redrawn each epoch), balanced_softmax | "
-        "logit_adjust | drw (one training loss), posthoc (prior-corrected prediction), mixup "
-        "(batch mixing)")
+         "real+synthetic", "real+synthetic+classic", "real+synthetic*0.1+posthoc+classic"),
+        "'+'-joined parts: real | synthetic (the data; synthetic*W draws a synthetic image W "
+        "times as often as a real one, W in (0, 1] or auto: chosen on val from 1, 0.5, 0.25, "
+        "0.1), oversample (resample every class to the largest), classic (albumentations, "
+        "redrawn each epoch), balanced_softmax | logit_adjust | drw (one training loss), "
+        "posthoc (prior-corrected prediction), mixup (batch mixing); prior-based parts use the "
+        "class mass drawn")
     seeds: int = setting(5, "paired seeds seed, seed+1, ...: every variant trained once per seed",
                          lo=1)
     classic: Optional[str] = setting(
@@ -245,34 +278,29 @@ class EvaluateConfig(ClassifierConfig):
                               "(Cui et al. 2019)", lo=0, hi=1, hi_open=True)
     drw_start: float = setting(0.75, "drw: the weights switch on after this fraction of the "
                                "epochs (0.75: the last quarter)", lo=0, hi=1, hi_open=True)
-    synthetic_weight: Union[float, Literal["auto"]] = setting(
-        1.0, "how often the classifier draws a synthetic image relative to a real one (1 = "
-        "alike); prior-based parts use the class mass so drawn; auto = chosen on val once per "
-        "run from 1, 0.5, 0.25, 0.1 (jointly with posthoc's τ)", lo=0, hi=1, lo_open=True)
     mixup_alpha: float = setting(1.0, "mixup: λ ~ Beta(α, α) per batch (Zhang et al. 2018)",
                                  lo=0, lo_open=True)
 
     def __post_init__(self):
         for variant in self.variants:
-            parts = variant.split("+")
+            parts = variant_parts(variant)
             bad = [p for p in parts if p not in VARIANT_PARTS]
             if bad or len(set(parts)) != len(parts) or not {"real", "synthetic"} & set(parts):
                 raise ConfigError(
                     f"evaluate.variants: {variant!r} is not a variant; join parts with '+' from "
                     f"{', '.join(VARIANT_PARTS)}, each once, with real and/or synthetic "
-                    "(e.g. real+synthetic+classic)")
+                    "(e.g. real+synthetic+classic; synthetic*0.1 draws synthetic images a tenth "
+                    "as often as real ones)")
             for kind, what in (("loss", "training losses"), ("mixing", "batch mixings")):
                 chosen = [p for p in parts if VARIANT_PARTS[p] == kind]
                 if len(chosen) > 1:
                     raise ConfigError(f"evaluate.variants: {variant!r} combines the {what} "
                                       f"{' and '.join(chosen)}; a variant trains with one of "
                                       f"them, so keep one (e.g. real+{chosen[0]})")
-            fixed = self.synthetic_weight not in (1, "auto")
-            if fixed and {"synthetic", "oversample"} <= set(parts):
+            if synthetic_weight(variant) != 1 and "oversample" in parts:
                 raise ConfigError(f"evaluate.variants: {variant!r} oversamples a set whose "
-                                  f"synthetic images evaluate.synthetic_weight "
-                                  f"{self.synthetic_weight} draws less often; drop oversample "
-                                  "from it or set synthetic_weight: 1")
+                                  "synthetic images its weight draws less often (which set is "
+                                  "balanced is ambiguous); drop oversample or the weight")
         if len(set(self.variants)) != len(self.variants):
             raise ConfigError(f"evaluate.variants: {list(self.variants)} lists a variant twice")
         if self.classic is not None and not self.classic.replace(",", "").strip():
@@ -284,12 +312,16 @@ class EvaluateConfig(ClassifierConfig):
 
     def fit_kwargs(self) -> dict:
         """Classifier budget plus the classic policy: keyword arguments of evaluate_variant."""
-        return {**super().fit_kwargs(), "classic": self.classic,
-                "synthetic_weight": self.synthetic_weight}
+        return {**super().fit_kwargs(), "classic": self.classic}
 
 
 STAGE_CONFIGS = {"prepare": PrepareConfig, "judge": JudgeConfig, "train": TrainConfig,
                  "synthesize": SynthesizeConfig, "evaluate": EvaluateConfig}
+
+
+MOVED = {"evaluate.synthetic_weight": "no longer a key: the weight is part of the variant; "
+         "write synthetic*0.5 (or synthetic*auto) in evaluate.variants, e.g. "
+         "real+synthetic*0.5+posthoc"}
 
 
 def from_dict(cls: type, raw: Mapping[str, Any] | None, *, section: str):
@@ -299,6 +331,9 @@ def from_dict(cls: type, raw: Mapping[str, Any] | None, *, section: str):
         raise ConfigError(f"{section}: expected a mapping of settings, got {raw!r}")
     allowed = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(allowed))
+    for key in unknown:
+        if f"{section}.{key}" in MOVED:
+            raise ConfigError(f"{section}.{key}: {MOVED[f'{section}.{key}']}")
     if unknown:
         raise ConfigError(f"{section}: unknown key(s) {', '.join(unknown)}; "
                           f"allowed keys are: {', '.join(allowed)}")

@@ -25,7 +25,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 
 from .classic import candidates, check_policy, classic_augment, policy_for
 from .classifier import PLAIN, Treatment, fit_classifier, predict_logits
-from .config import VARIANT_PARTS, EvaluateConfig
+from .config import OMEGAS, VARIANT_PARTS, EvaluateConfig, synthetic_weight, variant_parts
 from .data import ImageSet, balanced_index
 from .errors import DataError
 from .longtail import treatment
@@ -37,7 +37,7 @@ def compose(variant: str, real: ImageSet, synthetic: tuple[np.ndarray, np.ndarra
             seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training set of a variant's data parts, oversampled to balance if it says so:
     (images, labels, is_synthetic) with one flag per image."""
-    parts = variant.split("+")
+    parts = variant_parts(variant)
     if "synthetic" in parts and synthetic is None:
         raise DataError(f"variant {variant!r} needs synthetic samples; none were given")
     if "synthetic" in parts and "real" not in parts and len(synthetic[1]) == 0:
@@ -58,7 +58,7 @@ def variant_counts(variant: str, real_labels: np.ndarray, synthetic_labels: np.n
                    *, num_classes: int = 1, synthetic_weight: float = 1.0) -> np.ndarray:
     """Images per class that :func:`compose` gives ``variant``, from the labels alone; with a
     ``synthetic_weight``, the class mass the classifier draws (a synthetic image counts w)."""
-    parts = variant.split("+")
+    parts = variant_parts(variant)
     chosen = [(y, synthetic_weight if name == "synthetic" else 1.0)
               for name, y in (("real", real_labels), ("synthetic", synthetic_labels))
               if name in parts and y is not None]
@@ -111,8 +111,7 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
                      classic: str | None = EvaluateConfig.classic,
                      device: str | torch.device | None = None,
                      treatment: Treatment | None = None,
-                     synthetic_weight: float = EvaluateConfig.synthetic_weight,
-                     **fit_kwargs) -> dict:
+                     synthetic_weight: float | None = None, **fit_kwargs) -> dict:
     """Train on one variant, select on val, score on test. Returns metrics + predictions.
 
     ``classic`` is the albumentations policy (:mod:`augment.classic`) of the ``classic`` part
@@ -120,16 +119,14 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
     A variant with loss or prediction parts needs their ``treatment``
     (:func:`augment.longtail.treatment`, built from the same ``synthetic_weight``); the others
     train with :data:`PLAIN`. ``synthetic_weight``: a synthetic image is drawn that many times as
-    often as a real one.
+    often as a real one; None = the variant's own (``synthetic*0.1``: 0.1; bare: 1).
     """
     treatment = _checked_treatment(variant, treatment)
-    if synthetic_weight != 1 and {"synthetic", "oversample"} <= set(variant.split("+")):
-        raise DataError(f"variant {variant!r}: synthetic_weight {synthetic_weight} with "
-                        "oversample (which set is balanced is ambiguous); drop one")
+    synthetic_weight = _weight(variant, synthetic_weight)
     images, labels, fake = compose(variant, splits["train"], synthetic, seed=seed)
     classes = splits["train"].classes
     transform = None
-    if "classic" in variant.split("+"):
+    if "classic" in variant_parts(variant):
         transform = classic_augment(classic or policy_for(images.shape[1]),
                                     image_size=images.shape[-1], seed=seed)
     start = time.perf_counter()
@@ -149,20 +146,26 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
             "y_true": y_true.tolist(), "y_pred": y_pred.tolist()}
 
 
-OMEGAS = (1.0, 0.5, 0.25, 0.1)  # synthetic_weight: auto, in order of preference on a val tie
+def _weight(variant: str, given: float | None) -> float:
+    """The synthetic weight a fit of ``variant`` draws with: ``given``, else the variant's own."""
+    weight = synthetic_weight(variant) if given is None else given
+    if weight == "auto":
+        raise DataError(f"variant {variant!r} chooses its synthetic weight on val; pass the "
+                        "chosen synthetic_weight= (augment.evaluate.run_grid does)")
+    if weight != 1 and "oversample" in variant_parts(variant):
+        raise DataError(f"variant {variant!r}: synthetic_weight {weight} with oversample "
+                        "(which set is balanced is ambiguous); drop one")
+    return weight
 
 
-def settings_grid(variant: str, *, synthetic_weight: float | str, classic: str | None,
-                  channels: int) -> list[dict]:
+def settings_grid(variant: str, *, classic: str | None, channels: int) -> list[dict]:
     """The (synthetic_weight, classic) settings a run chooses among on val for ``variant``: the
-    ω grid when ``synthetic_weight`` is ``auto`` and the variant draws synthetic images (not
-    oversampled), the policies of :func:`augment.classic.candidates` when ``classic`` is
-    ``auto`` and the variant has the classic part; one setting otherwise."""
-    parts = set(variant.split("+"))
-    if synthetic_weight != "auto":
-        omegas = (synthetic_weight,)
-    else:
-        omegas = OMEGAS if "synthetic" in parts and "oversample" not in parts else (1.0,)
+    ω grid of :data:`~augment.config.OMEGAS` for a ``synthetic*auto`` part, the policies of
+    :func:`augment.classic.candidates` when ``classic`` is ``auto`` and the variant has the
+    classic part; one setting otherwise."""
+    parts = set(variant_parts(variant))
+    weight = synthetic_weight(variant)
+    omegas = OMEGAS if weight == "auto" else (weight,)
     if classic == "auto" and "classic" in parts:
         policies = candidates(channels)
     else:
@@ -195,8 +198,8 @@ def run_grid(cfg: EvaluateConfig, splits: dict[str, ImageSet],
     train, fake_labels = splits["train"], None if synthetic is None else synthetic[1]
     steps = (common_steps(cfg.variants, train.labels, fake_labels, batch_size=cfg.batch_size)
              if cfg.equal_steps else None)
-    grid = {v: settings_grid(v, synthetic_weight=cfg.synthetic_weight, classic=cfg.classic,
-                             channels=train.images.shape[1]) for v in cfg.variants}
+    grid = {v: settings_grid(v, classic=cfg.classic, channels=train.images.shape[1])
+            for v in cfg.variants}
 
     def job(variant: str, setting: dict, i: int) -> dict:
         counts = variant_counts(variant, train.labels, fake_labels,
@@ -224,7 +227,7 @@ def run_grid(cfg: EvaluateConfig, splits: dict[str, ImageSet],
 
 def _checked_treatment(variant: str, treatment: Treatment | None) -> Treatment:
     """``treatment``, or :data:`PLAIN` for a variant without loss, prediction or mixing parts."""
-    parts = [p for p in variant.split("+")
+    parts = [p for p in variant_parts(variant)
              if VARIANT_PARTS.get(p) in ("loss", "prediction", "mixing")]
     if parts and treatment is None:
         raise DataError(f"variant {variant!r}: the part(s) {', '.join(parts)} change the loss, "

@@ -1,6 +1,6 @@
 """Long-tail treatments of the evaluate classifier: the variant parts that change its loss or its
 prediction, all built from the class prior π — the class frequencies of *that variant's*
-training set, synthetic images counted ``evaluate.synthetic_weight`` times (after ``oversample``
+training set, synthetic images counted W times for a ``synthetic*W`` part (after ``oversample``
 or a full synthetic fill at weight 1 π is uniform and the prior-based parts change nothing).
 
 - ``balanced_softmax`` (Ren et al. 2020): cross-entropy on logits + log π.
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 
-from .config import EvaluateConfig
+from .config import EvaluateConfig, variant_parts
 from .errors import DataError
 from .classifier import PLAIN, UNMIXED, Loss, Treatment
 from .mixing import MIXES
@@ -128,7 +128,7 @@ RULES = {"posthoc": posthoc}
 def treatment(variant: str, counts: np.ndarray, cfg: EvaluateConfig) -> Treatment:
     """The :class:`~augment.classifier.Treatment` of ``variant`` whose training set has ``counts``
     images per class (:func:`augment.evaluate.variant_counts`); :data:`PLAIN` parts otherwise."""
-    parts = variant.split("+")
+    parts = variant_parts(variant)
     losses = [LOSSES[p] for p in parts if p in LOSSES]
     rules = [RULES[p] for p in parts if p in RULES]
     mixes = [MIXES[p] for p in parts if p in MIXES]

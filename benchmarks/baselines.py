@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from augment import stages
+from augment.analysis import uses_gan
 from augment.config import load_params
 from augment.io import write_json
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     base = override(load_params(ROOT / "params.yaml"), args.set)
     base["prepare"].update(SOURCES[args.data])
     base["evaluate"]["variants"] = [v for v in base["evaluate"]["variants"]
-                                    if "synthetic" not in v.split("+")]  # no GAN here
+                                    if not uses_gan(v)]  # no GAN here
     report = {"data": args.data, "overrides": args.set, "runs": []}
     work = Path(tempfile.mkdtemp(prefix="augment-baselines-"))
     for policy in args.policy or [None]:

@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from augment import stages
-from augment.analysis import paired
+from augment.analysis import paired, uses_gan
 from augment.config import load_params, override
 from augment.io import write_json
 
@@ -103,7 +103,7 @@ def held_out_quality(work: Path, seed: int) -> dict:
 
 def tagged(variant: str, tag: str) -> str:
     """``variant@tag`` for a GAN variant (its samples depend on the synthesize settings)."""
-    return f"{variant}@{tag}" if tag and "synthetic" in variant.split("+") else variant
+    return f"{variant}@{tag}" if tag and uses_gan(variant) else variant
 
 
 def rows_of(data: str, ratio: float, results: dict, tag: str = "") -> list[dict]:
@@ -195,7 +195,7 @@ def _gan_seconds(run: dict) -> float:
 def best_pair(acc: pd.DataFrame) -> tuple[str, str] | None:
     """(best GAN variant, best non-GAN variant) by mean over runs; None without either."""
     mean = acc.mean()
-    gan = [v for v in acc if "synthetic" in v.split("@")[0].split("+")]
+    gan = [v for v in acc if uses_gan(v)]
     plain = [v for v in acc if v not in gan]
     return (mean[gan].idxmax(), mean[plain].idxmax()) if gan and plain else None
 

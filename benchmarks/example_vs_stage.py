@@ -67,14 +67,12 @@ def main() -> None:
             with contextlib.redirect_stdout(printed):
                 train_loop.main([*(f"--{s}={Path(tmp) / s}" for s in ("train", "val", "test")),
                                  f"--synthetic={args.synthetic}", f"--seed={seed}",
-                                 f"--synthetic-weight={cfg.synthetic_weight}",
                                  *(f"--{k.replace('_', '-')}={v}" for k, v in budget.items())])
             example_s = time.perf_counter() - start
             got = dict(re.findall(r"(\S+): test balanced accuracy ([0-9.]+)", printed.getvalue()))
             for variant in ("real", "real+synthetic"):
                 run = evaluate_variant(variant, splits, fake, seed=seed, steps_per_epoch=steps,
-                                       synthetic_weight=cfg.synthetic_weight, device="cpu",
-                                       **budget)
+                                       device="cpu", **budget)
                 stage = f"{run['balanced_accuracy']:.4f}"
                 rows.append({"seed": seed, "variant": variant, "example": got[variant],
                              "stage": stage, "equal": got[variant] == stage,

@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/grid.py` without PYTHONPATH
     sys.path.insert(0, str(ROOT))
 
 from augment import stages  # noqa: E402
+from augment.analysis import uses_gan  # noqa: E402
 from augment.config import load_params  # noqa: E402
 from augment.io import write_json  # noqa: E402
 
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
-    if any("synthetic" in v.split("+") for v in args.variants):
+    if any(uses_gan(v) for v in args.variants):
         parser.error("--variants: a GAN variant needs the train and synthesize stages first; "
                      "this benchmark runs prepare + evaluate only")
 

@@ -200,15 +200,14 @@ def test_evaluate_variant_draws_by_the_synthetic_weight_and_reports_its_prior(mo
     assert run["prior_ratio"] == prior_ratio(expected) == 6 / 3.75
     assert evaluate_variant("real+synthetic", splits, fake, epochs=1, width=4)["prior_ratio"] == 1
     assert len(calls) == 1  # weight 1: whole passes, no thinning
+    # the variant's own weight is the default; a given one overrides it
+    own = evaluate_variant("real+synthetic*0.25", splits, fake, epochs=1, width=4)
+    assert calls[-1].tolist() == [1.0] * 9 + [0.25] * 3 and own["prior_ratio"] == 6 / 3.75
     with pytest.raises(DataError, match="synthetic_weight 0.5 with oversample"):
         evaluate_variant("real+synthetic+oversample", splits, fake, epochs=1,
                          synthetic_weight=0.5)
-
-
-def test_synthetic_weight_with_oversample_is_refused():
-    with pytest.raises(ConfigError, match="real\\+synthetic\\+oversample.*synthetic_weight"):
-        EvaluateConfig(variants=("real+synthetic+oversample",), synthetic_weight=0.5)
-    EvaluateConfig(variants=("real+oversample", "real+synthetic"), synthetic_weight=0.5)
+    with pytest.raises(DataError, match="chooses its synthetic weight on val"):
+        evaluate_variant("real+synthetic*auto", splits, fake, epochs=1)
 
 
 @pytest.mark.parametrize("variant, parts", [("real+drw", "drw"), ("real+mixup", "mixup"),

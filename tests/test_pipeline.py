@@ -49,11 +49,15 @@ def test_dvc_repro_end_to_end(repo):
     assert metrics["classic_policy"] == "affine,elastic,noise"  # grey digits: the digit policy
     report = (root / "reports/evaluate.md").read_text()
     assert metrics["verdict"] in report and "| `real+synthetic+classic` |" in report
+    # the default GAN recipe: its own synthetic weight, a portable confusion-table name
+    assert "| `real+synthetic*0.1+posthoc+classic` |" in report
+    assert metrics["real+synthetic*0.1+posthoc+classic"]["prior_ratio"] > 1
     synth = json.loads((root / "metrics/synthesize.json").read_text())
     manifest = (root / "data/synthetic/manifest.csv").read_text().splitlines()
     assert len(manifest) == synth["total"] + 1 and manifest[0] == "path,label,class_name,source"
     for path in ("models/gan.pt", "plots/train/samples.png", "plots/evaluate/per_class_recall.png",
                  "plots/evaluate/confusion/real_synthetic_classic.csv", "dvclive/train/metrics.json",
+                 "plots/evaluate/confusion/real_synthetic-w0.1_posthoc_classic.csv",
                  "models/judge.pt", "plots/evaluate/balanced_accuracy.png", "reports/samples.png"):
         assert (root / path).is_file(), path
     assert "up to date" in _dvc(repo, "status")

@@ -1,4 +1,4 @@
-"""Settings chosen on val (the classic policy, synthetic_weight) and the report's verdict. The
+"""Settings chosen on val (the classic policy, the synthetic weight) and the report's verdict. The
 other ways of using synthetic samples measured for issue 39 (head re-fits on frozen features,
 a feature-space cGAN, synthetic images' own BatchNorm) lost to balanced softmax and were removed
 (benchmarks/RESULTS.md)."""
@@ -17,11 +17,25 @@ from augment.errors import ConfigError
 from augment.evaluate import pick_on_val, settings_grid
 
 
-def test_bad_choice_settings_are_named():
-    from augment.config import from_dict
+def test_bad_synthetic_weights_are_named_with_the_fix():
+    from augment.config import from_dict, synthetic_weight, variant_parts
 
-    with pytest.raises(ConfigError, match="evaluate.synthetic_weight: got 'often'"):
-        from_dict(EvaluateConfig, {"synthetic_weight": "often"}, section="evaluate")
+    for variant, message in (("real+synthetic*often", "synthetic weight must be a number in "
+                                                      "\\(0, 1\\] or auto.*got 'often'"),
+                             ("real+synthetic*1.5", "got '1.5'"), ("real+synthetic*0", "got '0'"),
+                             ("real+classic*0.5", "only the synthetic part takes a weight"),
+                             ("real+synthetic*0.5+oversample", "drop oversample or the weight")):
+        with pytest.raises(ConfigError, match=message):
+            from_dict(EvaluateConfig, {"variants": [variant]}, section="evaluate")
+    # the old global key says where the weight went
+    with pytest.raises(ConfigError, match="evaluate.synthetic_weight: no longer a key.*"
+                                          "synthetic\\*0.5"):
+        from_dict(EvaluateConfig, {"synthetic_weight": 0.5}, section="evaluate")
+    assert synthetic_weight("real+synthetic*0.25+posthoc") == 0.25
+    assert synthetic_weight("real+synthetic*auto") == "auto"
+    assert synthetic_weight("real+synthetic") == synthetic_weight("real") == 1.0
+    assert variant_parts("real+synthetic*0.1+posthoc") == ("real", "synthetic", "posthoc")
+    EvaluateConfig(variants=("real+oversample", "real+synthetic*0.5", "real+synthetic*auto"))
 
 
 def test_an_unknown_classic_op_is_named_before_any_fit():
@@ -36,15 +50,18 @@ def test_an_unknown_classic_op_is_named_before_any_fit():
 
 
 def test_settings_grid_and_pick_on_val():
-    grid = settings_grid("real+synthetic+classic", synthetic_weight="auto", classic="auto",
-                         channels=1)
+    grid = settings_grid("real+synthetic*auto+classic", classic="auto", channels=1)
     assert len(grid) == 4 * 5 and grid[0] == {"synthetic_weight": 1.0,
                                               "classic": "affine,elastic,noise"}
+    assert {g["synthetic_weight"] for g in grid} == {1.0, 0.5, 0.25, 0.1}
     assert candidates(3) == ("crop,flip,color", "none", "crop", "flip", "color")
-    assert settings_grid("real+classic", synthetic_weight="auto", classic=None, channels=3) == [
+    assert settings_grid("real+classic", classic=None, channels=3) == [
         {"synthetic_weight": 1.0, "classic": "crop,flip,color"}]
-    assert len(settings_grid("real+synthetic+oversample", synthetic_weight="auto",
-                             classic=None, channels=1)) == 1
+    # a weight given in the variant is used as it is; a bare synthetic part draws at 1
+    assert settings_grid("real+synthetic*0.1+classic", classic=None, channels=1) == [
+        {"synthetic_weight": 0.1, "classic": "affine,elastic,noise"}]
+    assert [g["synthetic_weight"] for g in settings_grid(
+        "real+synthetic+oversample+classic", classic="auto", channels=1)] == [1.0] * 5
     assert classic_augment("none", image_size=8, seed=0) is None
     trials = [("a", {"w": 1}), ("a", {"w": 2}), ("a", {"w": 3}), ("b", {"w": 1})]
     results = [{"val_balanced_accuracy": s} for s in (0.5, 0.7, 0.7, 0.1)]
@@ -56,18 +73,21 @@ def test_stage_chooses_the_classic_policy_and_weight_on_val_and_records_them(
         tmp_path, params, prepared, checkpoint, judge):
     stages.synthesize.run(params, data=str(prepared), model=str(checkpoint), judge=str(judge),
                           out=str(tmp_path / "s"), metrics=str(tmp_path / "s.json"))
-    params["evaluate"].update(variants=["real", "real+synthetic+classic"], seeds=2, epochs=1,
-                              classic="auto", synthetic_weight="auto")
+    params["evaluate"].update(variants=["real", "real+synthetic*auto+classic"], seeds=2,
+                              epochs=1, classic="auto")
     summary = stages.evaluate.run(params, data=str(prepared), synthetic=str(tmp_path / "s"),
                                   metrics=str(tmp_path / "e.json"), plots=str(tmp_path / "p"),
                                   report=str(tmp_path / "r" / "e.md"))
-    chosen = summary["chosen_on_val"]["real+synthetic+classic"]
+    chosen = summary["chosen_on_val"]["real+synthetic*auto+classic"]
     assert chosen["tried"] == 20 and chosen["classic"] in candidates(1)
     assert chosen["synthetic_weight"] in (1.0, 0.5, 0.25, 0.1)
-    assert list(summary["chosen_on_val"]) == ["real+synthetic+classic"]
+    assert list(summary["chosen_on_val"]) == ["real+synthetic*auto+classic"]
     metrics = json.loads((tmp_path / "e.json").read_text())
-    assert metrics["chosen:real+synthetic+classic"]["classic"] == chosen["classic"]
-    assert "chose classic" in (tmp_path / "r" / "e.md").read_text()
+    assert metrics["chosen:real+synthetic*auto+classic"] == {
+        "classic": chosen["classic"], "synthetic_weight": chosen["synthetic_weight"]}
+    report = (tmp_path / "r" / "e.md").read_text()
+    assert f"chose classic `{chosen['classic']}` and synthetic weight " in report
+    assert (tmp_path / "p" / "confusion" / "real_synthetic-wauto_classic.csv").exists()
     assert summary["seeds"] == [0, 1]
 
 

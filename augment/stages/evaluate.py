@@ -13,7 +13,7 @@ import pandas as pd
 from .. import data as D
 from ..analysis import markdown_report, metrics_json, runs_table, summarize, summary_table
 from ..classic import policy_for
-from ..config import stage_config
+from ..config import stage_config, variant_parts
 from ..evaluate import run_grid
 from ..io import atomic_path, log, write_json
 from ..plots import ci_chart, class_grid, recall_chart, save_csv, save_png
@@ -38,10 +38,8 @@ def run(params: Mapping, *, data: str = "data/prepared", synthetic: str = "data/
     train = splits["train"]
     table = runs_table(runs, train.counts(), train.classes)
     summary = summarize(table)
-    if any("classic" in v.split("+") for v in cfg.variants) and cfg.classic != "auto":
+    if any("classic" in variant_parts(v) for v in cfg.variants) and cfg.classic != "auto":
         summary["classic_policy"] = cfg.classic or policy_for(train.images.shape[1])
-    if needs_synthetic and cfg.synthetic_weight not in (1, "auto"):
-        summary["synthetic_weight"] = cfg.synthetic_weight
     summary["chosen_on_val"] = chosen
     write_evaluation_plots(Path(plots), table, summary, train.classes)
     _write_report(Path(report), Path(plots), summary, train, fake,
@@ -62,7 +60,7 @@ def write_evaluation_plots(directory: Path, table: pd.DataFrame, summary: dict,
         for _, r in table[table["seed"] == table["seed"].min()].iterrows():
             pd.DataFrame({"actual": [classes[i] for i in r["y_true"]],
                           "predicted": [classes[i] for i in r["y_pred"]]}
-                         ).to_csv(tmp / f"{r['variant'].replace('+', '_')}.csv", index=False)
+                         ).to_csv(tmp / f"{_file_name(r['variant'])}.csv", index=False)
     recall = pd.DataFrame([{"variant": r["variant"], "seed": r["seed"], "class": c, "recall": v}
                            for _, r in table.iterrows() for c, v in r["per_class_recall"].items()])
     save_csv(directory / "per_class_recall.csv", recall)
@@ -75,6 +73,11 @@ def write_evaluation_plots(directory: Path, table: pd.DataFrame, summary: dict,
     overview = summary_table(summary)
     save_csv(directory / "summary.csv", overview)
     ci_chart(directory / "balanced_accuracy.png", overview)
+
+
+def _file_name(variant: str) -> str:
+    """A variant as a portable file name: real+synthetic*0.1+classic -> real_synthetic-w0.1_classic."""
+    return variant.replace("+", "_").replace("*", "-w")
 
 
 def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fake, *,
@@ -100,13 +103,15 @@ def _settings_notes(summary: dict) -> list[str]:
     if policy := summary.get("classic_policy"):
         notes.append(f"The `classic` part augments with albumentations policy `{policy}` "
                      "(evaluate.classic).")
-    if (weight := summary.get("synthetic_weight")) is not None:
-        notes.append(f"Synthetic images are drawn {weight:g} times as often as real ones "
-                     "(evaluate.synthetic_weight); a GAN variant's prior max/min is that of "
-                     "the class mass so drawn.")
+    weighted = [v for v in summary["variants"] if "*" in v]
+    if weighted:
+        notes.append(f"{', '.join(f'`{v}`' for v in weighted)}: `synthetic*W` draws a synthetic "
+                     "image W times as often as a real one; the prior max/min and the "
+                     "prior-based parts use the class mass so drawn.")
     for v, c in summary.get("chosen_on_val", {}).items():
-        picks = ([f"classic `{c['classic']}`"] if "classic" in v.split("+") else []) + (
-            [f"synthetic_weight {c['synthetic_weight']:g}"] if "synthetic" in v.split("+") else [])
+        parts = variant_parts(v)
+        picks = ([f"classic `{c['classic']}`"] if "classic" in parts else []) + (
+            [f"synthetic weight {c['synthetic_weight']:g}"] if "*auto" in v else [])
         notes.append(f"`{v}` chose {' and '.join(picks)} on the first seed's val, of "
                      f"{c['tried']} settings ({c['seconds']:g} s); every seed trains with it.")
     return notes
@@ -130,8 +135,8 @@ def synthetic_only_notes(summary: dict, train: D.ImageSet, fake) -> list[str]:
     """A caveat for variants that train on synthetic samples alone when the synthetic set only
     tops classes up: a class with no samples there is unlearnable, so the row is no measure
     of sample quality."""
-    only = [v for v in summary["variants"] if "synthetic" in v.split("+")
-            and "real" not in v.split("+")]
+    only = [v for v in summary["variants"] if "synthetic" in variant_parts(v)
+            and "real" not in variant_parts(v)]
     if not only or fake is None:
         return []
     present = set(fake[1].tolist())
