@@ -40,7 +40,7 @@ def variant_parts(variant: str) -> tuple[str, ...]:
     return tuple(p.partition("*")[0] for p in variant.split("+"))
 
 
-def synthetic_weight(variant: str) -> float | str:
+def variant_weight(variant: str) -> float | str:
     """How often ``variant`` draws a synthetic image relative to a real one: the ``W`` of its
     ``synthetic*W`` part (a number in (0, 1], or ``auto``: chosen on val from :data:`OMEGAS`);
     1 for a bare ``synthetic`` or no synthetic part. Raises ConfigError on a malformed weight."""
@@ -297,7 +297,7 @@ class EvaluateConfig(ClassifierConfig):
                     raise ConfigError(f"evaluate.variants: {variant!r} combines the {what} "
                                       f"{' and '.join(chosen)}; a variant trains with one of "
                                       f"them, so keep one (e.g. real+{chosen[0]})")
-            if synthetic_weight(variant) != 1 and "oversample" in parts:
+            if variant_weight(variant) != 1 and "oversample" in parts:
                 raise ConfigError(f"evaluate.variants: {variant!r} oversamples a set whose "
                                   "synthetic images its weight draws less often (which set is "
                                   "balanced is ambiguous); drop oversample or the weight")

@@ -25,7 +25,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 
 from .classic import candidates, check_policy, classic_augment, policy_for
 from .classifier import PLAIN, Treatment, fit_classifier, predict_logits
-from .config import OMEGAS, VARIANT_PARTS, EvaluateConfig, synthetic_weight, variant_parts
+from .config import OMEGAS, VARIANT_PARTS, EvaluateConfig, variant_parts, variant_weight
 from .data import ImageSet, balanced_index
 from .errors import DataError
 from .longtail import treatment
@@ -148,7 +148,7 @@ def evaluate_variant(variant: str, splits: dict[str, ImageSet],
 
 def _weight(variant: str, given: float | None) -> float:
     """The synthetic weight a fit of ``variant`` draws with: ``given``, else the variant's own."""
-    weight = synthetic_weight(variant) if given is None else given
+    weight = variant_weight(variant) if given is None else given
     if weight == "auto":
         raise DataError(f"variant {variant!r} chooses its synthetic weight on val; pass the "
                         "chosen synthetic_weight= (augment.evaluate.run_grid does)")
@@ -164,7 +164,7 @@ def settings_grid(variant: str, *, classic: str | None, channels: int) -> list[d
     :func:`augment.classic.candidates` when ``classic`` is ``auto`` and the variant has the
     classic part; one setting otherwise."""
     parts = set(variant_parts(variant))
-    weight = synthetic_weight(variant)
+    weight = variant_weight(variant)
     omegas = OMEGAS if weight == "auto" else (weight,)
     if classic == "auto" and "classic" in parts:
         policies = candidates(channels)

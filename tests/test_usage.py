@@ -18,7 +18,7 @@ from augment.evaluate import pick_on_val, settings_grid
 
 
 def test_bad_synthetic_weights_are_named_with_the_fix():
-    from augment.config import from_dict, synthetic_weight, variant_parts
+    from augment.config import from_dict, variant_parts, variant_weight
 
     for variant, message in (("real+synthetic*often", "synthetic weight must be a number in "
                                                       "\\(0, 1\\] or auto.*got 'often'"),
@@ -31,9 +31,9 @@ def test_bad_synthetic_weights_are_named_with_the_fix():
     with pytest.raises(ConfigError, match="evaluate.synthetic_weight: no longer a key.*"
                                           "synthetic\\*0.5"):
         from_dict(EvaluateConfig, {"synthetic_weight": 0.5}, section="evaluate")
-    assert synthetic_weight("real+synthetic*0.25+posthoc") == 0.25
-    assert synthetic_weight("real+synthetic*auto") == "auto"
-    assert synthetic_weight("real+synthetic") == synthetic_weight("real") == 1.0
+    assert variant_weight("real+synthetic*0.25+posthoc") == 0.25
+    assert variant_weight("real+synthetic*auto") == "auto"
+    assert variant_weight("real+synthetic") == variant_weight("real") == 1.0
     assert variant_parts("real+synthetic*0.1+posthoc") == ("real", "synthetic", "posthoc")
     EvaluateConfig(variants=("real+oversample", "real+synthetic*0.5", "real+synthetic*auto"))
 
