@@ -93,15 +93,15 @@ def accuracy(images, labels, splits, *, seed: int, epochs: int, device: str = "c
 
 
 def references(splits: dict[str, ImageSet], *, data: str, seed: int, epochs: int,
-               repeats: int = 1, device: str = "cpu", cap: int | None = None
-               ) -> tuple[float, torch.nn.Module]:
+               repeats: int = 1, device: str = "cpu", cap: int | None = None,
+               cache: Path = CACHE) -> tuple[float, torch.nn.Module]:
     """TRTR accuracy (mean of ``repeats`` classifier fits) and the judge (domain-FID features)
     of one seed, fit once and cached: both depend only on the data split and seed, and cost
     3-6 min per MNIST seed on one core. Delete ``benchmarks/.cache`` after changing the
     classifier or the splits."""
     tag = ("" if device == "cpu" else f"_{device}") + (f"_r{repeats}" if repeats > 1 else "") \
         + (f"_cap{cap}" if cap is not None else "")
-    train, path = splits["train"], CACHE / f"{data}_seed{seed}_clf{epochs}{tag}.pt"
+    train, path = splits["train"], Path(cache) / f"{data}_seed{seed}_clf{epochs}{tag}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=True)
         judge = SmallCNN(channels=train.images.shape[1], num_classes=len(train.classes))
@@ -197,7 +197,7 @@ def run(args) -> pd.DataFrame:
         train = splits["train"]
         trtr, judge = references(splits, data=args.data, seed=seed, epochs=args.clf_epochs,
                                  repeats=args.repeats, device=args.device,
-                                 cap=args.max_per_class)
+                                 cap=args.max_per_class, cache=args.cache)
         print(f"seed {seed}: TRTR {trtr:.4f}", flush=True)
         for preset in args.presets:
             spec, _, batch = preset.partition("@")  # "dcgan:16@256": width 16, batch 256
@@ -261,12 +261,28 @@ def time_to_match(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def time_to_target(table: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per seed and preset: the first snapshot's seconds at CAS/TRTR ≥ ``target`` (NaN: not
+    within the budget), and the best CAS/TRTR of its snapshots."""
+    out = []
+    for (seed, preset), runs in table.groupby(["seed", "preset"]):
+        runs = runs.sort_values("seconds")
+        reached = runs[runs.cas_over_trtr >= target]
+        out.append({"seed": seed, "preset": preset, "target": target,
+                    "seconds_to_target": float(reached.seconds.iloc[0]) if len(reached)
+                    else float("nan"),
+                    "best_cas_over_trtr": float(runs.cas_over_trtr.max()),
+                    "budget_seconds": float(runs.seconds.iloc[-1])})
+    return pd.DataFrame(out)
+
+
 def combine(args) -> pd.DataFrame:
     """The runs of earlier result files; ``args`` takes their settings (seeds merged)."""
-    results = [json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+    results = [json.loads((Path(args.out) / f"{name}.json").read_text())
                for name in args.combine]
     seeds = sorted({s for r in results for s in r["args"]["seeds"]})  # each seed once
-    vars(args).update({**results[0]["args"], "seeds": seeds, "name": args.name,
+    mine = {k: getattr(args, k) for k in ("name", "out", "cache", "target")}
+    vars(args).update({**results[0]["args"], "seeds": seeds, **mine,
                        "combined_from": args.combine})
     return pd.DataFrame([run for r in results for run in r["runs"]])
 
@@ -321,7 +337,15 @@ def main() -> None:
     parser.add_argument("--samples", default=str(ROOT / "benchmarks" / "results" / "samples"),
                         metavar="DIR", help="write each run's final sample grid (a row per "
                         "class) to DIR/<name>_<preset>_s<seed>.png; '' for none")
-    parser.add_argument("--name", default=None, help="results/<name>.json (default cas_<data>)")
+    parser.add_argument("--name", default=None, help="<out>/<name>.json (default cas_<data>)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), metavar="DIR",
+                        help="where the json goes (and --combine reads)")
+    parser.add_argument("--cache", default=str(CACHE), metavar="DIR",
+                        help="TRTR + judge per (data, seed, epochs, device), reused by later "
+                             "runs: a fresh folder for data that is not the real set")
+    parser.add_argument("--target", type=float, default=None, metavar="RATIO",
+                        help="also report the time to CAS/TRTR >= RATIO (the first snapshot "
+                             "there; --fractions sets the resolution)")
     parser.add_argument("--combine", nargs="+", default=None, metavar="NAME",
                         help="no training: merge results/<NAME>.json files (seeds run in "
                              "parallel processes) into one table")
@@ -342,9 +366,15 @@ def main() -> None:
     if not matched.empty:
         print("\ntime to reach classic's final CAS")
         print(matched.round(4).to_string(index=False))
-    out = ROOT / "benchmarks" / "results" / f"{args.name or 'cas_' + args.data}.json"
+    reached = (time_to_target(table, args.target) if args.target is not None
+               else pd.DataFrame())
+    if not reached.empty:
+        print(f"\ntime to CAS/TRTR >= {args.target} (NaN: not within the budget)")
+        print(reached.round(4).to_string(index=False))
+    out = Path(args.out) / f"{args.name or 'cas_' + args.data}.json"
     write_json(out, {"args": vars(args), "runs": table.to_dict("records"),
-                     "matched": matched.to_dict("records")})
+                     "matched": matched.to_dict("records"),
+                     "to_target": reached.to_dict("records")})
 
 
 if __name__ == "__main__":

@@ -140,6 +140,8 @@ def main() -> None:
     parser.add_argument("--compile", default="none", dest="compile_mode",
                         choices=["none", "default", "reduce-overhead", "max-autotune"],
                         help="torch.compile G and D in the training-rate probe")
+    parser.add_argument("--synth-images", type=int, default=None,
+                        help="images per timed synthesize() call (default: 64k CUDA, 16k CPU)")
     parser.add_argument("--name", default="throughput", help="results/<name>.json")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
@@ -164,7 +166,8 @@ def main() -> None:
                                          compile_mode=args.compile_mode)
                 row = {"shape": shape, "preset": preset, "batch": batch, "train_img_s": rate,
                        "first_step_s": first,
-                       "synth_img_s": synth_rate(shape, preset, batch, device, amp=args.amp)}
+                       "synth_img_s": synth_rate(shape, preset, batch, device, amp=args.amp,
+                                                 n=args.synth_images)}
                 rows.append(row)
                 print(f"{shape:<9}{preset:<9}{batch:>7}{rate:>14,.0f}{first:>14.2f}"
                       f"{row['synth_img_s']:>14,.0f}", flush=True)

@@ -196,3 +196,70 @@ def test_recipes_seeds_classifiers_from_the_run_and_refuses_gan_variants_before_
     with pytest.raises(SystemExit, match="no train_config.json"):
         recipes.run(tmp_path, {**params, "evaluate": {"variants": ["real+synthetic"]}}, "gan")
     assert seeds == [8, 4]
+
+
+def test_cas_time_to_target_is_the_first_snapshot_at_the_ratio_or_nan():
+    import pandas as pd
+
+    from benchmarks.cas import time_to_target
+    table = pd.DataFrame({"seed": [0] * 3 + [1] * 3, "preset": ["dcgan"] * 6,
+                          "seconds": [30.0, 10.0, 20.0, 10.0, 20.0, 30.0],
+                          "cas_over_trtr": [0.995, 0.97, 0.991, 0.9, 0.95, 0.98]})
+    rows = time_to_target(table, 0.99).set_index("seed")
+    assert rows.loc[0, "seconds_to_target"] == 20.0 and rows.loc[0, "best_cas_over_trtr"] == 0.995
+    assert np.isnan(rows.loc[1, "seconds_to_target"]) and rows.loc[1, "budget_seconds"] == 30.0
+
+
+def _fake_mnist(raw: Path, n_train: int, n_test: int, seed: int = 0) -> None:
+    """MNIST's raw idx files (torchvision's layout) holding random 28×28 digits of 10 classes."""
+    rng = np.random.default_rng(seed)
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            np.array([2051, n, 28, 28], ">i4").tobytes() + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            np.array([2049, n], ">i4").tobytes() + labels.tobytes())
+
+
+def test_gpu_script_runs_every_part_end_to_end_on_the_cpu(tmp_path):
+    """benchmarks/gpu.sh is run on a lent GPU, where a broken line costs the lease: every part
+    here with tiny knobs on the CPU (the CUDA tests skip), its results in one bundle for $OUT."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from PIL import Image
+    data, res, out = tmp_path / "data", tmp_path / "res", tmp_path / "out"
+    _fake_mnist(data / "MNIST" / "raw", 200, 50)
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 12), ("test", 3)):
+        for c in range(10):
+            folder = data / "cifar10" / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                    folder / f"{i}.jpg")
+    out.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "DEVICE": "cpu", "DATA": str(data), "RESULTS": str(res), "OUT": str(out),
+           "MNIST_S": "3", "CIFAR_S": "3", "CIFAR_PER_CLASS": "12", "CLF_EPOCHS": "1",
+           "BATCHES": "8", "SHAPES": "mnist28", "STEPS": "2", "SYNTH": "64", "COMPILE": "none",
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(root / "benchmarks" / "gpu.sh")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "skipped" in (res / "test_cuda.log").read_text()
+    rows = json.loads((res / "throughput_gpu.json").read_text())["rows"]
+    assert [(r["shape"], r["batch"]) for r in rows] == [("mnist28", 8)] and rows[0]["train_img_s"] > 0
+    for name, target in (("cas_mnist_gpu", 0.99), ("cas_cifar_gpu", 0.95)):
+        result = json.loads((res / f"{name}.json").read_text())
+        assert sorted(r["fraction"] for r in result["runs"]) == [0.25, 0.5, 0.75, 1.0]
+        assert [r["target"] for r in result["to_target"]] == [target]
+    with tarfile.open(out / "gpu_results.tgz") as bundle:
+        names = set(bundle.getnames())
+    assert {"./throughput_gpu.json", "./cas_mnist_gpu.json", "./cas_cifar_gpu.json"} <= names
