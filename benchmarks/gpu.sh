@@ -27,11 +27,12 @@ if [ "${1:-}" = pack ]; then  # here: the data and wheels the lent machine lacks
     set -e
     mkdir -p .gpu/wheels
     tar -czf .gpu/data.tar.gz -C ../shared/data MNIST/raw cifar10
-    pins=$(python3 -c "import importlib.metadata as m; print(' '.join(f'{n}=={m.version(n)}' for n in
+    py=python3 && [ -x .venv/bin/python ] && py=.venv/bin/python  # the project's environment
+    pins=$($py -c "import importlib.metadata as m; print(' '.join(f'{n}=={m.version(n)}' for n in
         ('albumentations', 'albucore', 'pydantic', 'pydantic-core', 'annotated-types',
          'typing-inspection', 'typing-extensions', 'stringzilla', 'simsimd')))")
     # shellcheck disable=SC2086  # pins is a list
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    $py -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 -d .gpu/wheels $pins
     du -sh .gpu
