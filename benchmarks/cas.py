@@ -272,7 +272,7 @@ def time_to_target(table: pd.DataFrame, target: float) -> pd.DataFrame:
                     "seconds_to_target": float(reached.seconds.iloc[0]) if len(reached)
                     else float("nan"),
                     "best_cas_over_trtr": float(runs.cas_over_trtr.max()),
-                    "budget_seconds": float(runs.seconds.iloc[-1])})
+                    "seconds_trained": float(runs.seconds.iloc[-1])})
     return pd.DataFrame(out)
 
 

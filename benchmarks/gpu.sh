@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 42's GPU checks, one script for one device lease (~6 min on an H100, so a failed part
-# can be rerun alone within the lease: name the parts, e.g. `bash benchmarks/gpu.sh quality`):
+# Issue 42's GPU checks, one script for one device lease (estimated ~7 min on an H100, not yet
+# run there; a failed part can be rerun alone within the lease: name the parts, e.g.
+# `bash benchmarks/gpu.sh quality`):
 #   tests    tests/test_cuda.py: the bf16 probe on real hardware, a checkpoint trained on the
 #            GPU used on the CPU, resuming a GPU run
 #   speed    training images/s of `dcgan` (AMP on) at batch 64 / 1,024 / 4,096 at 28×28×1,
@@ -11,7 +12,7 @@
 #            budget (what users run), one seed, snapshots at quarters of the budget; the two
 #            runs side by side on the card (a batch-64 step leaves it mostly idle)
 # Prepare here (needs ../shared/data and the package index), once:
-#   bash benchmarks/gpu.sh pack    # .gpu/data.tar.gz (MNIST raw + CIFAR-10 JPEGs, ~30 MB) and
+#   bash benchmarks/gpu.sh pack    # .gpu/data.tar.gz (MNIST raw + CIFAR-10 JPEGs, ~10 MB) and
 #                                  # .gpu/wheels (albumentations + its needs, for Python 3.12)
 # There (the device tool, carry [".gpu"]):  bash benchmarks/gpu.sh
 # Results: $RESULTS (default benchmarks/results/gpu); where $OUT is set, also packed into

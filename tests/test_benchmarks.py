@@ -207,7 +207,7 @@ def test_cas_time_to_target_is_the_first_snapshot_at_the_ratio_or_nan():
                           "cas_over_trtr": [0.995, 0.97, 0.991, 0.9, 0.95, 0.98]})
     rows = time_to_target(table, 0.99).set_index("seed")
     assert rows.loc[0, "seconds_to_target"] == 20.0 and rows.loc[0, "best_cas_over_trtr"] == 0.995
-    assert np.isnan(rows.loc[1, "seconds_to_target"]) and rows.loc[1, "budget_seconds"] == 30.0
+    assert np.isnan(rows.loc[1, "seconds_to_target"]) and rows.loc[1, "seconds_trained"] == 30.0
 
 
 def _fake_mnist(raw: Path, n_train: int, n_test: int, seed: int = 0) -> None:
@@ -232,17 +232,12 @@ def test_gpu_script_runs_every_part_end_to_end_on_the_cpu(tmp_path):
     import sys
     import tarfile
 
-    from PIL import Image
+    from test_datasets import image_folder
     data, res, out = tmp_path / "data", tmp_path / "res", tmp_path / "out"
     _fake_mnist(data / "MNIST" / "raw", 200, 50)
-    rng = np.random.default_rng(1)
-    for split, n in (("train", 12), ("test", 3)):
-        for c in range(10):
-            folder = data / "cifar10" / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                    folder / f"{i}.jpg")
+    for split, n in (("train", 12), ("test", 3)):  # CIFAR-10's layout: <split>/<class>/<image>
+        photos = fabricate_images([n] * 10, size=32, channels=3, seed=n)
+        image_folder(data / "cifar10" / split, photos.images, photos.labels, photos.classes)
     out.mkdir()
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
