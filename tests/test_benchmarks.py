@@ -258,3 +258,31 @@ def test_gpu_script_runs_every_part_end_to_end_on_the_cpu(tmp_path):
     with tarfile.open(out / "gpu_results.tgz") as bundle:
         names = set(bundle.getnames())
     assert {"./throughput_gpu.json", "./cas_mnist_gpu.json", "./cas_cifar_gpu.json"} <= names
+
+
+def test_standing_stats_hold_the_mean_batch_statistics_of_fresh_batches_and_leave_g_alone():
+    import torch
+
+    from benchmarks.standing_stats import standing_stats
+
+    from augment.models import build_generator
+    torch.manual_seed(0)
+    g = build_generator({"preset": "dcgan", "image_shape": [1, 8, 8], "num_classes": 3,
+                         "z_dim": 4, "width": 4})
+    with torch.no_grad():  # running statistics of other weights, as an EMA generator has
+        g(torch.randn(5, 4) * 3 + 1, torch.tensor([0, 1, 2, 0, 1]))
+    g.eval()
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    means = []  # the first batch norm's input means per batch (the copy keeps the hook)
+    g.blocks[0].norm.bn.register_forward_hook(
+        lambda m, inp, out: means.append(inp[0].float().mean(dim=(0, 2, 3))))
+    standing = standing_stats(g, batches=3, batch_size=6, seed=1, amp=False)
+    assert len(means) == 3 and not standing.training  # it samples in eval mode
+    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())  # g untouched
+    bn = standing.blocks[0].norm.bn
+    torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0))
+    assert int(bn.num_batches_tracked) == 3 and bn.momentum == 0.1
+    assert not torch.allclose(bn.running_mean, g.blocks[0].norm.bn.running_mean)
+    for k, v in standing.state_dict().items():  # only the batch norms' statistics change
+        assert torch.equal(v, before[k]) or k.rsplit(".", 1)[-1] in (
+            "running_mean", "running_var", "num_batches_tracked"), k
