@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from augment.config import load_params, stage_config
 from augment.io import atomic_path, write_json
@@ -33,28 +34,31 @@ from benchmarks.cas import CACHE, FOLDERS, load_splits, references, score_snapsh
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@torch.no_grad()
+class _Latents(nn.Module):
+    """G as a one-input module for torch's ``update_bn``: each row is z with its label last."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, zy: torch.Tensor) -> torch.Tensor:
+        return self.generator(zy[:, :-1], zy[:, -1].long())
+
+
 def standing_stats(generator: nn.Module, *, batches: int, batch_size: int, seed: int,
                    amp: bool = True) -> nn.Module:
     """A copy of ``generator`` whose batch norms hold the cumulative mean of their batch
-    statistics over ``batches`` fresh class-balanced batches (train mode, no gradients)."""
-    g = copy.deepcopy(generator)
-    norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in norms:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average
+    statistics over ``batches`` fresh class-balanced batches (torch's ``update_bn``)."""
+    g = copy.deepcopy(generator).eval()
     rng = torch.Generator().manual_seed(seed)
     k, z_dim = g.hparams["num_classes"], g.hparams["z_dim"]
+    draws = [torch.cat([torch.randn(batch_size, z_dim, generator=rng),
+                        torch.randperm(batch_size, generator=rng).remainder(k)[:, None]], dim=1)
+             for _ in range(batches)]
     device = next(g.parameters()).device
-    g.train()
     with mixed_precision(device, amp)():
-        for _ in range(batches):
-            z = torch.randn(batch_size, z_dim, generator=rng).to(device)
-            y = torch.randperm(batch_size, generator=rng).remainder(k).to(device)
-            g(z, y)
-    for bn in norms:
-        bn.momentum = 0.1
-    return g.eval()
+        update_bn(draws, _Latents(g).eval(), device=device)  # it restores this mode
+    return g
 
 
 def main() -> None:
@@ -86,7 +90,7 @@ def main() -> None:
         else:
             (snap,) = train_with_snapshots(splits["train"], cfg, seed=seed, budget=args.budget,
                                            fractions=[1.0])
-            snap = {k: snap[k] for k in ("hparams", "state", "epoch", "seconds")}
+            snap = {k: snap[k] for k in ("hparams", "state", "epoch")}
             with atomic_path(saved) as tmp:
                 torch.save(snap, tmp)
         generator = build_generator(snap["hparams"])
