@@ -3,8 +3,10 @@
 A time budget is the training loop's time: set-up and the train stage's checkpoint scoring
 (every ``checkpoint_every`` epochs and the last) come on top. After every epoch the run
 re-plans its epoch count, ``epochs = done + round(seconds left / pace)``, the count that ends
-nearest the budget, the pace being the mean time of the last three epochs (not of all: another
-job may have started or stopped on the machine). A plan may change only while it
+nearest the budget, the pace being the median time of the last five epochs: not the mean of all
+(another job may have started or stopped on the machine: three epochs at the new pace move the
+median), nor a mean of the last few, which one stalled epoch (a few seconds of another process)
+could make the plan that the decay then fixes. A plan may change only while it
 leaves every epoch already run with the schedule it ran (the learning-rate decay over the last
 ``lr_decay`` of the epochs): so once the decay has begun the
 plan is fixed, and the run is the same, weight for weight, as one with ``train.epochs`` set to
@@ -13,13 +15,14 @@ checkpoint, so a resumed run counts the work done, not the time since its last s
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 
 from .config import TrainConfig
 
 UNPLANNED = 10**6  # a time budget's plan before its first epoch has been timed
-RECENT = 3  # epochs whose mean time is the pace the plan assumes
+RECENT = 5  # epochs whose median time is the pace the plan assumes
 
 
 def lr_factor(epoch: int, *, epochs: int, decay: float) -> float:
@@ -96,8 +99,9 @@ class Budget:
         """The nearest count to what fits the budget that keeps every finished epoch's
         schedule; at least the epochs done."""
         # the pace of the last few epochs, not the mean so far: a machine that got busier (or
-        # a first epoch that shared the cores with a start-up) is planned at its pace now
-        per_epoch = sum(self._recent) / len(self._recent)
+        # a first epoch that shared the cores with a start-up) is planned at its pace now; their
+        # median, so that one or two stalled epochs are not
+        per_epoch = statistics.median(self._recent)
         left = self.cfg.minutes * 60 - self.spent
         wanted = max(self.done, self.done + round(left / per_epoch))  # the nearest end
         ran = [schedule(e, self.epochs, self.cfg) for e in range(1, self.done + 1)]
