@@ -100,7 +100,7 @@ class Budget:
         schedule; at least the epochs done."""
         # the pace of the last few epochs, not the mean so far: a machine that got busier (or
         # a first epoch that shared the cores with a start-up) is planned at its pace now; their
-        # median, so that one or two stalled epochs are not
+        # median, which one or two stalled epochs do not move
         per_epoch = statistics.median(self._recent)
         left = self.cfg.minutes * 60 - self.spent
         wanted = max(self.done, self.done + round(left / per_epoch))  # the nearest end
