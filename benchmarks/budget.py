@@ -5,8 +5,10 @@ Prepares the data (``--source``, class-balanced), fits the judge, then runs the 
 with ``train.minutes`` = --minutes, once on an otherwise idle machine and once beside a load: a
 second process training the same GAN on one thread (one other job on the other core). Reports
 the stage's wall time, the loop's seconds (the budget's clock: training steps), the rest
-(set-up, the judge scoring each checkpoint, the sample grid, writes) and the epochs reached.
-Prints a table, writes json.
+(set-up, the judge scoring each checkpoint, the sample grid, writes) and the epochs reached,
+with a trace of every epoch: its seconds and the plan after it (the decay fixes the plan; an
+end off the budget shows here as the epochs after that which ran slower or faster than the
+pace it assumed). Prints a table, writes json.
 
     OMP_NUM_THREADS=2 python benchmarks/budget.py --source mnist --minutes 2
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 
 from augment import stages
+from augment.budget import Budget
 from augment.config import load_params
 from augment.io import write_json
 
@@ -33,6 +36,16 @@ LOAD = ("import sys; from augment.config import TrainConfig; from augment.data i
         "load_prepared; from augment.train import train_gan; import torch; "
         "torch.set_num_threads(1); d = load_prepared(sys.argv[1], splits=('train',))['train']; "
         "train_gan(d, TrainConfig(epochs=10_000), seed=1, device='cpu')")
+
+
+def traced(trace: list) -> None:
+    """Record each epoch's seconds and the plan after it, as ``Budget.end_epoch`` leaves them."""
+    end_epoch = Budget.end_epoch
+
+    def end_and_record(self, world=None):
+        end_epoch(self, world)
+        trace.append({"epoch": self.done, "s": round(self._recent[-1], 2), "plan": self.epochs})
+    Budget.end_epoch = end_and_record
 
 
 def main() -> None:
@@ -48,7 +61,8 @@ def main() -> None:
     params = copy.deepcopy(load_params(ROOT / "params.yaml"))
     params["prepare"].update(source=args.source, root=args.root, imbalance_ratio=1.0)
     params["train"].update(minutes=args.minutes)
-    rows = []
+    rows, trace = [], []
+    traced(trace)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         stages.prepare.run(params, out=str(d / "prepared"), metrics=str(d / "prepare.json"))
@@ -57,6 +71,7 @@ def main() -> None:
         for load in args.loads:
             other = (subprocess.Popen([sys.executable, "-c", LOAD, str(d / "prepared")], cwd=ROOT)
                      if load == "loaded" else None)
+            trace.clear()
             try:
                 time.sleep(5 if other else 0)  # the load is running before the clock starts
                 start = time.perf_counter()
@@ -75,8 +90,8 @@ def main() -> None:
                    "loop_s": round(spent, 1), "outside_loop_s": round(wall - spent, 1),
                    "loop_over_budget": round(spent / (args.minutes * 60), 4),
                    "epochs": used["epochs"], "fid": out["quality"].get("fid")}
-            rows.append(row)
             print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+            rows.append(row | {"trace": list(trace)})
     write_json(Path(args.out) / f"{args.name}.json",
                {"source": args.source, "threads": torch.get_num_threads(), "rows": rows})
 

@@ -28,16 +28,21 @@ ARMS = {"textbook G step": (T._g_update, False), "D frozen": (T.g_step, False),
         "D frozen + foreach Adam": (T.g_step, True)}
 
 
-def measure(channels: int, side: int, block: int, rounds: int) -> dict[str, float]:
-    """Training images/s per arm on one GAN of this shape."""
+def probe(channels: int, side: int, *, amp: bool) -> tuple[T.GAN, torch.Tensor, torch.Tensor]:
+    """A GAN at the CPU defaults for this image side, and 40 batches of random images, labels."""
     torch.manual_seed(0)
-    cfg = T.resolve_config(TrainConfig(amp=False), torch.device("cpu"), image_size=side)
+    cfg = T.resolve_config(TrainConfig(amp=amp), torch.device("cpu"), image_size=side)
     gan = T.setup(cfg, image_shape=(channels, side, side), num_classes=10,
                   device=torch.device("cpu"))
-    bs = cfg.batch_size
-    x = (torch.rand(bs * 40, channels, side, side) * 2 - 1).contiguous(
-        memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (bs * 40,))
+    n = cfg.batch_size * 40
+    x = (torch.rand(n, channels, side, side) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    return gan, x, torch.randint(0, 10, (n,))
+
+
+def measure(channels: int, side: int, block: int, rounds: int) -> dict[str, float]:
+    """Training images/s per arm on one GAN of this shape."""
+    gan, x, y = probe(channels, side, amp=False)
+    bs = gan.config.batch_size
     spent, images = dict.fromkeys(ARMS, 0.0), dict.fromkeys(ARMS, 0)
     for rnd in range(rounds):
         for arm in (list(ARMS) if rnd % 2 else list(ARMS)[::-1]):

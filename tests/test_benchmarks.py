@@ -70,6 +70,32 @@ def test_step_ab_times_each_arm_on_one_gan(tmp_path):
     assert set(rates) == set(ARMS) and all(r > 0 for r in rates.values())
 
 
+def test_alloc_ab_times_four_arms_in_child_processes_and_in_place_changes_no_weight(tmp_path):
+    import json
+
+    import torch
+    from torch import nn
+
+    import augment.train as T
+    from benchmarks.alloc_ab import main
+    from benchmarks.step_ab import probe
+    main(["--rounds", "1", "--blocks", "1", "--shapes", "digits8", "--keep", "mallopt",
+          "--name", "ab", "--out", str(tmp_path)])
+    row = json.loads((tmp_path / "ab.json").read_text())["shapes"]["digits8"]
+    assert len(row) == 4 and all(arm["images_s"] > 0 for arm in row.values())
+    weights = []
+    for inplace in (False, True):  # the arm is free only if it computes the same step
+        gan, x, y = probe(1, 8, amp=False)
+        for m in gan.discriminator.modules():
+            if isinstance(m, nn.LeakyReLU):
+                m.inplace = inplace
+        fakes, _ = T.d_step(gan, x[:40], y[:40])
+        T.g_step(gan, fakes, y[:40])
+        weights.append(torch.cat([p.flatten() for p in (*gan.generator.parameters(),
+                                                        *gan.discriminator.parameters())]))
+    assert torch.equal(*weights)
+
+
 def test_cas_reads_a_split_folder_keeps_its_test_split_and_caps_the_pool(tmp_path):
     """CIFAR-10 as an image folder: the given test split is used whole, the train pool is
     capped per class before val is carved from it (as ``prepare`` does)."""

@@ -1,0 +1,103 @@
+"""Two free CPU-step candidates, paired: glibc's allocator kept from returning memory to the
+system, and D's LeakyReLUs in place. Neither changes a weight (the allocator does no arithmetic;
+an in-place LeakyReLU computes the same values), so the question is speed alone.
+
+The allocator is set per process (``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` at 1 GB:
+large tensors come from the heap, freed pages stay mapped, no page fault per step for them),
+so each round starts one child per allocator arm, in alternating order; inside a child the
+in-place arm alternates with the default in blocks of step pairs whose order flips every
+round (the first round warms up). fp32 or bf16 as ``train.amp`` resolves on this CPU, the CPU
+defaults per image side. Prints a table, writes json.
+
+    OMP_NUM_THREADS=2 python benchmarks/alloc_ab.py --rounds 3 --name alloc_ab_t2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import augment.train as T
+from benchmarks.step_ab import SHAPES, probe
+
+ROOT = Path(__file__).resolve().parents[1]
+KEEP = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
+
+
+def child(shape: str, blocks: int, keep: bool) -> dict[str, float]:
+    """Training images/s of one GAN, D's LeakyReLUs in place or not, in alternating blocks;
+    ``keep``: the heap kept by ``mallopt`` in this process, before any tensor is made."""
+    if keep:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        assert libc.mallopt(-3, 2**30) and libc.mallopt(-1, 2**30)  # M_MMAP_ / M_TRIM_THRESHOLD
+    channels, side, block = SHAPES[shape]
+    gan, x, y = probe(channels, side, amp=True)
+    bs = gan.config.batch_size
+    relus = [m for m in gan.discriminator.modules() if isinstance(m, nn.LeakyReLU)]
+    spent, images = {False: 0.0, True: 0.0}, {False: 0, True: 0}
+    for rnd in range(blocks + 1):
+        for inplace in ((False, True) if rnd % 2 else (True, False)):
+            for m in relus:
+                m.inplace = inplace
+            start = time.perf_counter()
+            for i in range(block):
+                idx = torch.arange(i % 40 * bs, (i % 40 + 1) * bs)
+                fakes, _ = T.d_step(gan, x[idx], y[idx])
+                T.g_step(gan, fakes, y[idx])
+            if rnd:  # round 0 warms up
+                spent[inplace] += time.perf_counter() - start
+                images[inplace] += block * bs
+    return {"default": images[False] / spent[False], "inplace": images[True] / spent[True]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--rounds", type=int, default=3, help="child pairs per shape")
+    parser.add_argument("--blocks", type=int, default=6, help="timed blocks per arm in a child")
+    parser.add_argument("--name", default="alloc_ab")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", choices=["env", "mallopt"], default="env",
+                        help="how the heap-kept arm is set: glibc's environment, or mallopt")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.blocks, os.environ.get("AB_MALLOPT") == "1")))
+        return
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    kept = KEEP if args.keep == "env" else {"AB_MALLOPT": "1"}
+    table = {}
+    for shape in args.shapes:
+        runs = {"glibc default": [], "heap kept": []}
+        for rnd in range(args.rounds):
+            for arm in (list(runs) if rnd % 2 == 0 else list(runs)[::-1]):
+                out = subprocess.run([sys.executable, __file__, "--child", shape, "--blocks",
+                                      str(args.blocks)], env=env | (kept if arm == "heap kept" else {}),
+                                     check=True, capture_output=True, text=True).stdout
+                runs[arm].append(json.loads(out.splitlines()[-1]))
+        base = statistics.mean(r["default"] for r in runs["glibc default"])
+        table[shape] = {f"{arm}{', inplace' if inplace else ''}": {
+            "images_s": round(v := statistics.mean(r[key] for r in rs), 1),
+            "over_default": round(v / base, 3), "runs": [round(r[key], 1) for r in rs]}
+            for arm, rs in runs.items()
+            for inplace, key in ((False, "default"), (True, "inplace"))}
+        for arm, row in table[shape].items():
+            print(f"{shape:8s} {arm:26s} {row['images_s']:8.1f} images/s "
+                  f"{row['over_default']:.3f}x  {row['runs']}", flush=True)
+    from augment.io import write_json
+    write_json(Path(args.out) / f"{args.name}.json", {"threads": torch.get_num_threads(),
+               "rounds": args.rounds, "keep": args.keep, "shapes": table})
+
+
+if __name__ == "__main__":
+    main()
