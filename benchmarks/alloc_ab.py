@@ -3,7 +3,8 @@ system, and D's LeakyReLUs in place. Neither changes a weight (the allocator doe
 an in-place LeakyReLU computes the same values), so the question is speed alone.
 
 The allocator is set per process (``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` at 1 GB:
-large tensors come from the heap, freed pages stay mapped, no page fault per step for them),
+large tensors come from the heap, freed pages stay mapped, no page fault per step for them;
+``--keep mallopt`` sets the same thresholds with ``mallopt`` in the child, as a stage could),
 so each round starts one child per allocator arm, in alternating order; inside a child the
 in-place arm alternates with the default in blocks of step pairs whose order flips every
 round (the first round warms up). fp32 or bf16 as ``train.amp`` resolves on this CPU, the CPU
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 import augment.train as T
+from augment.io import write_json
 from benchmarks.step_ab import SHAPES, probe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         runs = {"glibc default": [], "heap kept": []}
         for rnd in range(args.rounds):
             for arm in (list(runs) if rnd % 2 == 0 else list(runs)[::-1]):
-                out = subprocess.run([sys.executable, __file__, "--child", shape, "--blocks",
-                                      str(args.blocks)], env=env | (kept if arm == "heap kept" else {}),
+                command = [sys.executable, __file__, "--child", shape, "--blocks", str(args.blocks)]
+                out = subprocess.run(command, env=env | (kept if arm == "heap kept" else {}),
                                      check=True, capture_output=True, text=True).stdout
                 runs[arm].append(json.loads(out.splitlines()[-1]))
         base = statistics.mean(r["default"] for r in runs["glibc default"])
@@ -94,7 +96,6 @@ def main(argv: list[str] | None = None) -> None:
         for arm, row in table[shape].items():
             print(f"{shape:8s} {arm:26s} {row['images_s']:8.1f} images/s "
                   f"{row['over_default']:.3f}x  {row['runs']}", flush=True)
-    from augment.io import write_json
     write_json(Path(args.out) / f"{args.name}.json", {"threads": torch.get_num_threads(),
                "rounds": args.rounds, "keep": args.keep, "shapes": table})
 
