@@ -41,7 +41,8 @@ def child(shape: str, blocks: int, keep: bool) -> dict[str, float]:
     if keep:
         import ctypes
         libc = ctypes.CDLL("libc.so.6")
-        assert libc.mallopt(-3, 2**30) and libc.mallopt(-1, 2**30)  # M_MMAP_ / M_TRIM_THRESHOLD
+        if not (libc.mallopt(-3, 2**30) and libc.mallopt(-1, 2**30)):  # M_MMAP_, M_TRIM_THRESHOLD
+            raise RuntimeError("glibc's mallopt refused the thresholds")
     channels, side, block = SHAPES[shape]
     gan, x, y = probe(channels, side, amp=True)
     bs = gan.config.batch_size
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(child(args.child, args.blocks, os.environ.get("AB_MALLOPT") == "1")))
         return
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # the default arm
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     kept = KEEP if args.keep == "env" else {"AB_MALLOPT": "1"}
     table = {}
     for shape in args.shapes:

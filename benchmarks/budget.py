@@ -16,6 +16,7 @@ pace it assumed). Prints a table, writes json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import subprocess
@@ -38,14 +39,20 @@ LOAD = ("import sys; from augment.config import TrainConfig; from augment.data i
         "train_gan(d, TrainConfig(epochs=10_000), seed=1, device='cpu')")
 
 
-def traced(trace: list) -> None:
-    """Record each epoch's seconds and the plan after it, as ``Budget.end_epoch`` leaves them."""
+@contextlib.contextmanager
+def traced(trace: list):
+    """Within: record each epoch's seconds and the plan after it, as ``Budget.end_epoch`` leaves
+    them (the train stage runs in this process)."""
     end_epoch = Budget.end_epoch
 
     def end_and_record(self, world=None):
         end_epoch(self, world)
         trace.append({"epoch": self.done, "s": round(self._recent[-1], 2), "plan": self.epochs})
     Budget.end_epoch = end_and_record
+    try:
+        yield
+    finally:
+        Budget.end_epoch = end_epoch
 
 
 def main() -> None:
@@ -62,8 +69,7 @@ def main() -> None:
     params["prepare"].update(source=args.source, root=args.root, imbalance_ratio=1.0)
     params["train"].update(minutes=args.minutes)
     rows, trace = [], []
-    traced(trace)
-    with tempfile.TemporaryDirectory() as tmp:
+    with traced(trace), tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         stages.prepare.run(params, out=str(d / "prepared"), metrics=str(d / "prepare.json"))
         stages.judge.run(params, data=str(d / "prepared"), out=str(d / "judge.pt"),

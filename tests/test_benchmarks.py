@@ -70,6 +70,20 @@ def test_step_ab_times_each_arm_on_one_gan(tmp_path):
     assert set(rates) == set(ARMS) and all(r > 0 for r in rates.values())
 
 
+def test_budget_trace_records_each_epochs_seconds_and_plan_and_unpatches_after():
+    from augment.budget import Budget
+    from augment.config import TrainConfig
+    from benchmarks.budget import traced
+    trace, original = [], Budget.end_epoch
+    with traced(trace):
+        budget = Budget(TrainConfig(minutes=1.0, lr_decay=0.3))
+        for _ in range(2):
+            budget.start()
+            budget.end_epoch()
+    assert [row["epoch"] for row in trace] == [1, 2] and trace[-1]["plan"] == budget.epochs
+    assert budget.epochs > 2 and Budget.end_epoch is original  # planned to the minute, unpatched
+
+
 def test_alloc_ab_times_four_arms_in_child_processes_and_in_place_changes_no_weight(tmp_path):
     import json
 
@@ -79,16 +93,18 @@ def test_alloc_ab_times_four_arms_in_child_processes_and_in_place_changes_no_wei
     import augment.train as T
     from benchmarks.alloc_ab import main
     from benchmarks.step_ab import probe
-    main(["--rounds", "1", "--blocks", "1", "--shapes", "digits8", "--keep", "mallopt",
-          "--name", "ab", "--out", str(tmp_path)])
-    row = json.loads((tmp_path / "ab.json").read_text())["shapes"]["digits8"]
-    assert len(row) == 4 and all(arm["images_s"] > 0 for arm in row.values())
+    for keep in ("env", "mallopt"):
+        main(["--rounds", "1", "--blocks", "1", "--shapes", "digits8", "--keep", keep,
+              "--name", keep, "--out", str(tmp_path)])
+        row = json.loads((tmp_path / f"{keep}.json").read_text())["shapes"]["digits8"]
+        assert len(row) == 4 and all(arm["images_s"] > 0 for arm in row.values())
     weights = []
     for inplace in (False, True):  # the arm is free only if it computes the same step
-        gan, x, y = probe(1, 8, amp=False)
-        for m in gan.discriminator.modules():
-            if isinstance(m, nn.LeakyReLU):
-                m.inplace = inplace
+        gan, x, y = probe(1, 8, amp=True)  # as the benchmark builds it
+        relus = [m for m in gan.discriminator.modules() if isinstance(m, nn.LeakyReLU)]
+        assert relus
+        for m in relus:
+            m.inplace = inplace
         fakes, _ = T.d_step(gan, x[:40], y[:40])
         T.g_step(gan, fakes, y[:40])
         weights.append(torch.cat([p.flatten() for p in (*gan.generator.parameters(),
