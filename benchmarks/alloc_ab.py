@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ from torch import nn
 
 import augment.train as T
 from augment.io import write_json
-from benchmarks.step_ab import SHAPES, probe
+from benchmarks.step_ab import SHAPES, alternate, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
@@ -45,22 +44,16 @@ def child(shape: str, blocks: int, keep: bool) -> dict[str, float]:
             raise RuntimeError("glibc's mallopt refused the thresholds")
     channels, side, block = SHAPES[shape]
     gan, x, y = probe(channels, side, amp=True)
-    bs = gan.config.batch_size
     relus = [m for m in gan.discriminator.modules() if isinstance(m, nn.LeakyReLU)]
-    spent, images = {False: 0.0, True: 0.0}, {False: 0, True: 0}
-    for rnd in range(blocks + 1):
-        for inplace in ((False, True) if rnd % 2 else (True, False)):
+
+    def inplace(flag: bool):
+        def arm(_):
             for m in relus:
-                m.inplace = inplace
-            start = time.perf_counter()
-            for i in range(block):
-                idx = torch.arange(i % 40 * bs, (i % 40 + 1) * bs)
-                fakes, _ = T.d_step(gan, x[idx], y[idx])
-                T.g_step(gan, fakes, y[idx])
-            if rnd:  # round 0 warms up
-                spent[inplace] += time.perf_counter() - start
-                images[inplace] += block * bs
-    return {"default": images[False] / spent[False], "inplace": images[True] / spent[True]}
+                m.inplace = flag
+            return T.g_step
+        return arm
+    return alternate(gan, x, y, {"default": inplace(False), "inplace": inplace(True)}, block,
+                     blocks + 1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -24,8 +25,20 @@ from augment.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"digits8": (1, 8, 40), "mnist28": (1, 28, 10), "rgb32": (3, 32, 8)}  # C, side, block
-ARMS = {"textbook G step": (T._g_update, False), "D frozen": (T.g_step, False),
-        "D frozen + foreach Adam": (T.g_step, True)}
+
+
+def adam(g_step: Callable, foreach: bool) -> Callable[[T.GAN], Callable]:
+    """An arm: Adam with or without its ``foreach`` kernels, and this G step."""
+    def arm(gan: T.GAN) -> Callable:
+        for opt in (gan.opt_g, gan.opt_d):
+            for group in opt.param_groups:
+                group["foreach"] = foreach
+        return g_step
+    return arm
+
+
+ARMS = {"textbook G step": adam(T._g_update, False), "D frozen": adam(T.g_step, False),
+        "D frozen + foreach Adam": adam(T.g_step, True)}
 
 
 def probe(channels: int, side: int, *, amp: bool) -> tuple[T.GAN, torch.Tensor, torch.Tensor]:
@@ -39,26 +52,29 @@ def probe(channels: int, side: int, *, amp: bool) -> tuple[T.GAN, torch.Tensor, 
     return gan, x, torch.randint(0, 10, (n,))
 
 
-def measure(channels: int, side: int, block: int, rounds: int) -> dict[str, float]:
-    """Training images/s per arm on one GAN of this shape."""
-    gan, x, y = probe(channels, side, amp=False)
+def alternate(gan: T.GAN, x: torch.Tensor, y: torch.Tensor, arms: dict, block: int,
+              rounds: int) -> dict[str, float]:
+    """Training images/s per arm (``arm(gan)`` sets it up and returns its G step) on one GAN,
+    in blocks of ``block`` step pairs whose arm order flips every round; round 0 warms up."""
     bs = gan.config.batch_size
-    spent, images = dict.fromkeys(ARMS, 0.0), dict.fromkeys(ARMS, 0)
+    spent, images = dict.fromkeys(arms, 0.0), dict.fromkeys(arms, 0)
     for rnd in range(rounds):
-        for arm in (list(ARMS) if rnd % 2 else list(ARMS)[::-1]):
-            g_step, foreach = ARMS[arm]
-            for opt in (gan.opt_g, gan.opt_d):
-                for group in opt.param_groups:
-                    group["foreach"] = foreach
+        for arm in (list(arms) if rnd % 2 else list(arms)[::-1]):
+            g_step = arms[arm](gan)
             start = time.perf_counter()
             for i in range(block):
                 idx = torch.arange(i % 40 * bs, (i % 40 + 1) * bs)
                 fakes, _ = T.d_step(gan, x[idx], y[idx])
                 g_step(gan, fakes, y[idx])
-            if rnd:  # round 0 warms up
+            if rnd:
                 spent[arm] += time.perf_counter() - start
                 images[arm] += block * bs
-    return {arm: images[arm] / spent[arm] for arm in ARMS}
+    return {arm: images[arm] / spent[arm] for arm in arms}
+
+
+def measure(channels: int, side: int, block: int, rounds: int) -> dict[str, float]:
+    """Training images/s per arm on one GAN of this shape."""
+    return alternate(*probe(channels, side, amp=False), ARMS, block, rounds)
 
 
 def main(argv: list[str] | None = None) -> None:
