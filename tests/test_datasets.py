@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -198,21 +199,25 @@ def test_mix_refuses_other_image_sizes_and_unlabelled_real_sets(folder, checkpoi
 
 
 def test_the_readme_snippet_runs_as_pasted(tmp_path):
-    """README's "Use it in your training loop" code, on colour photos and a synthesize folder."""
+    """README's "Use it in your training loop" code, as a user runs it: in a fresh interpreter
+    (its forked DataLoader workers inherit nothing of the suite's clusters), at its own
+    relative paths, on colour photos and a synthesize folder, one whole epoch."""
     from augment.synthesis import write_synthetic
     from conftest import fabricate_images
 
     text = (ROOT / "README.md").read_text().split("## Use it in your training loop", 1)[1]
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     real = fabricate_images([30, 20, 10], size=8, channels=3)
-    image_folder(tmp_path / "photos", real.images, real.labels, real.classes)
+    image_folder(tmp_path / "photos" / "train", real.images, real.labels, real.classes)
     fake = fabricate_images([0, 10, 20], size=8, channels=3, seed=1)
-    write_synthetic(tmp_path / "synthetic", torch.as_tensor(fake.images),
+    write_synthetic(tmp_path / "data" / "synthetic", torch.as_tensor(fake.images),
                     torch.as_tensor(fake.labels), fake.classes)
-    code = code.replace('"photos/train"', repr(str(tmp_path / "photos"))).replace(
-        '"data/synthetic"', repr(str(tmp_path / "synthetic")))
-    scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own document
-    x, y = next(iter(scope["loader"]))
-    assert x.dtype == torch.float32 and x.shape[1:] == (3, 8, 8) and len(y) == 64
-    assert float(x.max()) <= 1.0 and scope["data"].is_synthetic.sum() == 30
+    check = ("\nbatches = list(loader)\nx, y = batches[0]\n"
+             "print(x.dtype, tuple(x.shape[1:]), len(y), float(x.max()) <= 1.0, "
+             "int(data.is_synthetic.sum()), sum(len(b[1]) for b in batches) == len(sampler))\n")
+    (tmp_path / "snippet.py").write_text(code + check)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["torch.float32", "(3,", "8,", "8)", "64", "True", "30", "True"]
