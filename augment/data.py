@@ -100,40 +100,54 @@ def long_tail(data: ImageSet, ratio: float, *, seed: int) -> ImageSet:
     return data.subset(np.sort(np.concatenate(keep)))
 
 
-def stratified_split(data: ImageSet, fraction: float, *, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Split off ``fraction`` of ``data``, stratified by label (sklearn)."""
+def stratified_split(data: ImageSet, fraction: float, *, seed: int, what: str = "split",
+                     before: np.ndarray | None = None) -> tuple[ImageSet, ImageSet]:
+    """Split off ``fraction`` of ``data``, stratified by label (sklearn). ``what`` names the
+    split and ``before`` gives the class counts before earlier splits were carved, for the
+    errors (a class of 2 has 1 left after the test split: the fix is in the 2)."""
     from sklearn.model_selection import train_test_split  # ~2 s import: prepare stage only
 
     counts = data.counts()
-    few = [f"{data.classes[c]} ({counts[c]})" for c in np.flatnonzero(counts < 2)]
-    if few:
-        raise DataError(f"class(es) with too few images to split: {', '.join(few)}; every class "
-                        "needs at least 2 images to be split (train/val/test): add images, or "
-                        "remove the class")
+    few = np.flatnonzero(counts < 2)
+    if len(few):
+        raise DataError(f"class(es) with too few images for the {what}: "
+                        f"{_class_counts(data, few, before)}; every class needs images in "
+                        "train, val and test: add images, or remove the class")
     index = np.arange(len(data.labels))
     try:
         keep, held = train_test_split(index, test_size=fraction, stratify=data.labels,
                                       random_state=seed)
     except ValueError as err:  # e.g. fewer held-out images than classes
-        raise DataError(f"cannot split {len(index)} images of {len(counts)} classes with "
-                        f"fraction {fraction}: {err}. Add images or raise "
+        raise DataError(f"cannot carve the {what} from {len(index)} images of {len(counts)} "
+                        f"classes with fraction {fraction}: {err}. Add images or raise "
                         "prepare.val_fraction / prepare.test_fraction.") from None
-    _check_both_sides(data, keep, held, fraction)
+    _check_both_sides(data, keep, held, fraction, what, before)
     return data.subset(np.sort(keep)), data.subset(np.sort(held))
 
 
-def _check_both_sides(data: ImageSet, keep: np.ndarray, held: np.ndarray, fraction: float) -> None:
+def _check_both_sides(data: ImageSet, keep: np.ndarray, held: np.ndarray, fraction: float,
+                      what: str, before: np.ndarray | None) -> None:
     """Stratification rounds: a class of a few images can get none on one side, and a val or
     test split without a class scores its recall as 0 and selects models blind to it."""
     k = len(data.classes)
     sides = np.stack([np.bincount(data.labels[part], minlength=k) for part in (keep, held)])
     lost = np.flatnonzero((sides == 0).any(axis=0))
     if len(lost):
-        need = int(np.ceil(1 / min(fraction, 1 - fraction)))
-        names = ", ".join(f"{data.classes[c]} ({sides[:, c].sum()})" for c in lost)
-        raise DataError(f"class(es) {names} get no image on one side of a {fraction:g} split: "
-                        f"each class needs about {need} images for it; add images, raise "
-                        "prepare.val_fraction / prepare.test_fraction, or remove the class")
+        need = 1 / min(fraction, 1 - fraction)  # of the images this split is carved from
+        if before is not None:  # in all: earlier splits took their share first
+            need *= before.sum() / len(data.labels)
+        raise DataError(f"class(es) {_class_counts(data, lost, before)} get no image on one "
+                        f"side of the {what} ({fraction:g}): each class needs about "
+                        f"{int(np.ceil(need - 1e-9))} images{' in all' if before is not None else ''}"
+                        "; add images, raise prepare.val_fraction / prepare.test_fraction, or "
+                        "remove the class")
+
+
+def _class_counts(data: ImageSet, classes: np.ndarray, before: np.ndarray | None) -> str:
+    """"cat (1)", or with the counts before earlier splits "cat (2 in all, 1 left)"."""
+    counts = data.counts()
+    return ", ".join(f"{data.classes[c]} ({counts[c]})" if before is None else
+                     f"{data.classes[c]} ({before[c]} in all, {counts[c]} left)" for c in classes)
 
 
 def check_classes(data: ImageSet) -> None:

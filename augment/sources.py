@@ -15,7 +15,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data import ImageSet, conform, resize_square
 from .errors import DataError
@@ -37,15 +37,38 @@ class Loaded(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------- decoding
+# Transparent pixels are composited onto white (what a viewer or a web page shows), not left
+# with whatever colour a file stores under them (often black, often white: one icon set could
+# come out on both backgrounds).
+BACKGROUND = (255, 255, 255)
+
+
 def read_rgb(path: Path) -> torch.Tensor | str:
-    """The image at ``path`` as uint8 3×H×W, or a reason string if it cannot be decoded."""
+    """The image at ``path`` as uint8 3×H×W, or a reason string if it cannot be decoded: turned
+    upright by its EXIF orientation (as phones store photos), 16-bit samples scaled to 8 bits
+    (not clipped to white), transparency composited onto white."""
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated file fails here, not later
-            array = np.asarray(image.convert("RGB"))
+            array = np.asarray(_to_rgb(ImageOps.exif_transpose(image)))
     except _UNREADABLE as err:
         return f"unreadable image ({err.__class__.__name__}: {str(err)[:120]})"
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB: 16-bit grey ("I;16*", and "I" as 16-bit PNGs and TIFFs decode) divided by 257,
+    alpha (its own band or a palette's transparency) composited onto :data:`BACKGROUND`."""
+    if image.mode.startswith("I"):
+        wide = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8)).convert("RGB")
+    if "transparency" in image.info or image.mode in ("PA", "LA", "La"):  # P, L, RGB keys
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "RGBa"):
+        flat = Image.new("RGB", image.size, BACKGROUND)
+        flat.paste(image, mask=image.getchannel("A"))
+        return flat
+    return image.convert("RGB")
 
 
 def decode_all(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
@@ -60,32 +83,38 @@ def decode_all(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
 def _decode(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
             image_size: int | None, channels: int | None, root: Path
             ) -> tuple[ImageSet, Skipped, dict, np.ndarray]:
-    """:func:`decode_all`, plus the indices of the ``items`` that were kept, in order."""
-    images, kept, skipped = [], [], []
+    """:func:`decode_all`, plus the indices of the ``items`` that were kept, in order. Each
+    image is resized as it is read, so memory holds the data set at its prepared size, not
+    every photo at full resolution."""
+    images, kept, skipped, upscaled = [], [], [], 0
     for i, (path, _) in enumerate(items):
         image = read_rgb(path)
         if isinstance(image, str):
             skipped.append({"path": os.path.relpath(path, root), "reason": image})
-        else:
-            images.append(image)
-            kept.append(i)
+            continue
+        if image_size:
+            upscaled += min(image.shape[-2:]) < image_size
+            image = resize_square(image[None], image_size)[0]
+        images.append(image)
+        kept.append(i)
     if not images:
-        raise DataError(f"{root}: none of the {len(items)} image files could be read "
-                        "(see the reasons in the error above or in skipped.csv)")
-    size = image_size or _common_size(images, root)
-    stats = {"upscaled": sum(min(im.shape[-2:]) < size for im in images)}
-    batch = torch.cat([resize_square(im[None], size) for im in images])  # N×3×S×S
+        reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
+        raise DataError(f"{root}: none of the {len(items)} image files could be read (e.g. "
+                        f"{reasons}); check that they are images in a format Pillow reads")
+    if not image_size:
+        _check_one_size(images, root)  # native size: all must share one square size
+    batch = torch.stack(images)  # N×3×S×S
     grey = bool((batch == batch[:, :1]).all())  # every pixel R = G = B: a greyscale data set
     channels = channels or (1 if grey else 3)
     if grey and channels == 1:
         batch = batch[:, :1].contiguous()  # exact; the luma weights would turn v into v - 1
     labels = np.asarray([items[i][1] for i in kept], dtype=np.int64)
     data = conform(ImageSet(batch.numpy(), labels, classes), image_size=None, channels=channels)
-    return data, skipped, stats, np.asarray(kept, dtype=np.int64)
+    return data, skipped, {"upscaled": upscaled}, np.asarray(kept, dtype=np.int64)
 
 
-def _common_size(images: list[torch.Tensor], root: Path) -> int:
-    """The one square size all images share (when no prepare.image_size is given)."""
+def _check_one_size(images: list[torch.Tensor], root: Path) -> None:
+    """All images share one square size (when no prepare.image_size is given)."""
     sizes = sorted({tuple(im.shape[-2:]) for im in images})
     if len(sizes) > 1:
         raise DataError(f"{root}: images have {len(sizes)} different sizes (e.g. {sizes[:3]}); "
@@ -93,7 +122,6 @@ def _common_size(images: list[torch.Tensor], root: Path) -> int:
     if sizes[0][0] != sizes[0][1]:
         raise DataError(f"{root}: images are {sizes[0][0]}x{sizes[0][1]}, not square; set "
                         "prepare.image_size to resize and centre-crop them")
-    return sizes[0][0]
 
 
 # ----------------------------------------------------------------------------------- folder
@@ -106,20 +134,18 @@ def load_folder(root: str | Path, *, image_size: int | None = None, channels: in
                 classes: Sequence[str] | None = None) -> tuple[ImageSet, Skipped, dict]:
     """The plain layout ``root/<class>/**/<image>``; files that are not images are skipped.
     A root with a ``train`` folder is the split layout: :func:`load_split_folder` reads it."""
-    from torchvision.datasets.folder import find_classes
-
     root = _existing_folder(root)
     if split_folders(root) is not None:
         raise DataError(f"{root}: split layout (it has a train folder); read it with "
                         "load_split_folder, or prepare.source: folder (either layout)")
-    try:
-        found, _ = find_classes(root)
-    except FileNotFoundError:
+    found = class_folders(root)
+    if not found:
         raise DataError(f"{root}: no class folders found; expected root/<class>/<image> "
-                        "(ImageFolder layout)") from None
+                        "(ImageFolder layout)")
     _refuse_split_names(root, found)
     class_list = _fixed_classes(found, classes, what=f"class folder(s) in {root}")
     items, skipped = _image_files(root, class_list, base=root)
+    _check_each_file_once(items, root)
     data, unreadable, stats = decode_all(items, tuple(class_list), image_size=image_size,
                                          channels=channels, root=root)
     return data, skipped + unreadable, stats
@@ -147,6 +173,7 @@ def load_split_folder(root: str | Path, *, image_size: int | None = None,
         items += files
         split_of += [split] * len(files)
         skipped += listed
+    _check_each_file_once(items, root)
     data, unreadable, stats, kept = _decode(items, tuple(class_list), image_size=image_size,
                                             channels=channels, root=root)
     split_of = np.asarray(split_of)[kept]
@@ -197,14 +224,18 @@ def _existing_folder(root: str | Path) -> Path:
     return root
 
 
+def class_folders(folder: Path) -> list[str]:
+    """The class folders of ``folder``, sorted (ImageFolder's rule), hidden ones (``.git``,
+    ``.ipynb_checkpoints``) left out as hidden files are."""
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
 def _split_classes(folder: Path) -> list[str]:
     """The class folders of one split folder; none is an error."""
-    from torchvision.datasets.folder import find_classes
-
-    try:
-        return find_classes(folder)[0]
-    except FileNotFoundError:
-        raise _empty_split(folder) from None
+    found = class_folders(folder)
+    if not found:
+        raise _empty_split(folder)
+    return found
 
 
 def _empty_split(folder: Path) -> DataError:
@@ -249,8 +280,10 @@ def _image_files(folder: Path, class_list: Sequence[str], *, base: Path,
 
     def is_image(path: str) -> bool:
         name = os.path.basename(path)
+        if any(part.startswith(".") for part in Path(os.path.relpath(path, folder)).parts):
+            return False  # hidden, or below a hidden folder (.ipynb_checkpoints/ copies)
         ok = name.lower().endswith(IMG_EXTENSIONS)
-        if not ok and not name.startswith("."):
+        if not ok:
             skipped.append({"path": os.path.relpath(path, base), "reason": "not an image file "
                             f"(extensions: {' '.join(IMG_EXTENSIONS)})"})
         return ok
@@ -266,6 +299,19 @@ def _image_files(folder: Path, class_list: Sequence[str], *, base: Path,
                         f"(extensions: {' '.join(IMG_EXTENSIONS)}). Add images to those folders "
                         "or remove them.")
     return [(Path(p), y) for p, y in items], skipped
+
+
+def _check_each_file_once(items: Sequence[tuple[Path, int]], base: Path) -> None:
+    """One image reached by two paths (a symbolic link, a link loop) would be counted twice,
+    could land in train and in test, or carry two labels: an error naming both paths."""
+    seen: dict[str, Path] = {}
+    for path, _ in items:
+        first = seen.setdefault(os.path.realpath(path), path)
+        if first != path:
+            raise DataError(f"{base}: {os.path.relpath(path, base)} is the same file as "
+                            f"{os.path.relpath(first, base)} (a symbolic link to a folder or "
+                            "file already read?); keep each image in one place: remove the "
+                            "link or the copy")
 
 
 def _fixed_classes(found: Sequence[str], fixed: Sequence[str] | None, *, what: str) -> list[str]:
@@ -298,6 +344,8 @@ def load_csv(manifest: str | Path, *, path_column: str = "path", label_column: s
                         f"{', '.join(table.columns) or 'none'}. Rename them or set "
                         "prepare.path_column / prepare.label_column")
     table[label_column] = table[label_column].str.strip()  # " cat" is cat, not a new class
+    # "a, b" spacing and Windows separators (imgs\cat\1.jpg) are the same paths here
+    table[path_column] = table[path_column].str.strip().str.replace("\\", "/", regex=False)
     _check_rows(table, manifest, path_column, label_column)
     root = manifest.parent.resolve()
     class_list = _fixed_classes(table[label_column].unique(), classes,
@@ -310,6 +358,13 @@ def load_csv(manifest: str | Path, *, path_column: str = "path", label_column: s
             items.append((path, index[label]))
         else:
             skipped.append({"path": rel, "reason": "file listed in the manifest does not exist"})
+    if not skipped and not items:
+        raise DataError(f"{manifest}: lists no images; add a row per image ({path_column}, "
+                        f"{label_column})")
+    if not items:
+        raise DataError(f"{manifest}: none of the {len(skipped)} files it lists exists (e.g. "
+                        f"{root / skipped[0]['path']}); paths are relative to the CSV's folder "
+                        f"{root}: check prepare.path_column ({path_column!r}) and the paths")
     data, unreadable, stats = decode_all(items, tuple(class_list), image_size=image_size,
                                          channels=channels, root=root)
     return data, skipped + unreadable, stats

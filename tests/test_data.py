@@ -27,7 +27,7 @@ def test_stratified_split_keeps_class_balance():
     data = fabricate_images([50, 30, 20])
     keep, held = D.stratified_split(data, 0.2, seed=0)
     assert held.counts().tolist() == [10, 6, 4] and keep.counts().tolist() == [40, 24, 16]
-    with pytest.raises(DataError, match=r"too few images to split: c1 \(1\)"):
+    with pytest.raises(DataError, match=r"too few images for the split: c1 \(1\)"):
         D.stratified_split(fabricate_images([10, 1]), 0.2, seed=0)
     # 3 images at a 0.15 split round to none held out: refused, not a val set without the class
     with pytest.raises(DataError, match=r"c2 \(3\) get no image on one side .* about 7 images"):

@@ -18,7 +18,7 @@ from augment import stages
 from augment.cli import main
 from augment.data import load_prepared
 from augment.errors import ConfigError, DataError
-from augment.sources import load_csv, load_folder, load_source
+from augment.sources import load_csv, load_folder, load_source, read_rgb
 from conftest import MNIST_ROOT
 
 
@@ -105,13 +105,94 @@ def test_builtin_source_keeps_only_the_fixed_classes_in_their_order():
         load_source("digits", classes=("3", "x"))
 
 
-@pytest.mark.parametrize("n,needle", [(1, r"too few images to split: cat \(1\), dog \(1\)"),
-                                      (2, "cannot split 4 images of 2 classes")])
+@pytest.mark.parametrize("n,needle", [(1, r"too few images for the test split: cat \(1\), dog \(1\)"),
+                                      (2, "cannot carve the test split from 4 images of 2 classes")])
 def test_too_few_images_for_the_split(tmp_path, params, n, needle):
     root = make_folder(tmp_path / "imgs", n=n)
     params["prepare"].update(source="folder", root=str(root), max_per_class=None)
     with pytest.raises(DataError, match=needle):
         stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+
+
+def test_a_small_class_is_named_with_its_count_in_all(tmp_path, params):
+    """3 images, test and val carved at 0.25 each: the val split finds 2 left; the error gives
+    the 3 the user has and what the class needs in all, not the count after the test split."""
+    root = make_folder(tmp_path / "imgs", classes=("cat", "dog"), n=8)
+    for i in range(3, 8):
+        (root / "dog" / f"{i}.png").unlink()
+    params["prepare"].update(source="folder", root=str(root), max_per_class=None,
+                             test_fraction=0.25, val_fraction=0.25)
+    params["seed"] = 0
+    with pytest.raises(DataError, match=r"dog \(3 in all, 2 left\) get no image on one side of "
+                                        r"the val split \(0.25\): .* about 6 images in all"):
+        stages.prepare.run(params, out=str(tmp_path / "out"), metrics=str(tmp_path / "m.json"))
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------- photos as files store them
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    ramp = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)
+    for c in ("a", "b"):
+        for i in range(2):
+            (tmp_path / "d" / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(ramp).save(tmp_path / "d" / c / f"{i}.png")
+    assert Image.open(tmp_path / "d" / "a" / "0.png").mode.startswith("I")
+    data, _, _ = load_folder(tmp_path / "d")
+    assert np.array_equal(data.images[0, 0], np.arange(256).reshape(16, 16))  # v·257 → v
+
+
+def test_exif_orientation_turns_the_photo_upright(tmp_path):
+    """A phone photo stored sideways with orientation 6 (rotate 90° clockwise to view)."""
+    stored = np.zeros((8, 16, 3), np.uint8)
+    stored[:, :8] = 255  # left half white as stored: top half white once upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "sideways.jpg", exif=exif, quality=100)
+    upright = read_rgb(tmp_path / "sideways.jpg").permute(1, 2, 0).numpy()
+    assert upright.shape == (16, 8, 3)  # the size checks see the upright photo too
+    assert (upright[:7] > 250).all() and (upright[9:] < 5).all()
+
+
+def test_transparency_is_composited_onto_white(tmp_path):
+    """Two copies of one icon whose files store black or white under the transparent pixels,
+    and a palette image with a transparent index: one white background for all."""
+    for c, hidden in (("a", 0), ("b", 255)):
+        icon = np.full((8, 8, 4), hidden, np.uint8)
+        icon[:, :, 3] = 0
+        icon[2:6, 2:6] = (200, 10, 10, 255)
+        (tmp_path / "d" / c).mkdir(parents=True)
+        Image.fromarray(icon, "RGBA").save(tmp_path / "d" / c / "icon.png")
+    palette = Image.fromarray(np.asarray([[0, 1], [1, 0]], np.uint8).repeat(4, 0).repeat(4, 1), "P")
+    palette.putpalette([0, 0, 0, 10, 200, 10])
+    palette.save(tmp_path / "d" / "a" / "p.png", transparency=0)
+    data, _, _ = load_folder(tmp_path / "d", channels=3)
+    a, b = data.images[data.labels == 0][0], data.images[data.labels == 1][0]
+    assert np.array_equal(a, b) and (a[:, 0, 0] == 255).all() and (a[:, 3, 3] == (200, 10, 10)).all()
+    p = data.images[data.labels == 0][1]
+    assert (p[:, 0, 0] == 255).all() and (p[:, 0, 4] == (10, 200, 10)).all()
+
+
+def test_hidden_folders_are_not_classes_nor_images(tmp_path):
+    """.ipynb_checkpoints/ (Jupyter), .git/: at the root, in a split folder, in a class folder."""
+    root = make_folder(tmp_path / "imgs")
+    _png(root / ".ipynb_checkpoints" / "x.png")
+    _png(root / "cat" / ".ipynb_checkpoints" / "0-checkpoint.png")
+    data, skipped, _ = load_folder(root)
+    assert data.classes == ("cat", "dog") and data.counts().tolist() == [6, 6] and not skipped
+    split = tmp_path / "split"
+    make_folder(split / "train")
+    make_folder(split / "test", n=2)
+    _png(split / "train" / ".ipynb_checkpoints" / "x.png")
+    loaded = load_source("folder", root=str(split))
+    assert loaded.pool.classes == ("cat", "dog") and len(loaded.test.labels) == 4
+
+
+def test_one_image_reached_twice_is_an_error(tmp_path):
+    """A link loop (cat/loop -> ..) would read dog's images as cats, over and over."""
+    root = make_folder(tmp_path / "imgs")
+    (root / "cat" / "loop").symlink_to("..", target_is_directory=True)
+    with pytest.raises(DataError, match=r"cat/loop/.*\.png is the same file as .*remove the link"):
+        load_folder(root)
 
 
 # ------------------------------------------------------------------------------------- csv
@@ -123,6 +204,19 @@ def make_csv(tmp_path, rows, columns=("path", "label")):
 
 
 GOOD = [(f"imgs/{c}/{i}.png", c) for c in ("cat", "dog") for i in range(6)]
+
+
+def test_csv_windows_separators_and_spaces_are_the_same_paths(tmp_path):
+    rows = [(f" imgs\\{c}\\{i}.png ", c) for c in ("cat", "dog") for i in range(6)]
+    data, skipped, _ = load_csv(make_csv(tmp_path, rows), image_size=8)
+    assert data.images.shape == (12, 3, 8, 8) and not skipped
+
+
+def test_csv_of_missing_files_names_one_and_the_folder(tmp_path):
+    rows = [(f"pics/{c}/{i}.png", c) for c in ("cat", "dog") for i in range(6)]
+    with pytest.raises(DataError, match=r"none of the 12 files it lists exists \(e.g. .*pics/cat/0"
+                                        r"\.png\); paths are relative to the CSV's folder"):
+        load_csv(make_csv(tmp_path, rows))
 
 
 def test_csv_manifest_loads_relative_paths(tmp_path):

@@ -28,8 +28,11 @@ def run(params: Mapping, *, out: str = "data/prepared",
     D.check_classes(pool)
     if cfg.max_per_class is not None:
         pool = D.cap_per_class(pool, cfg.max_per_class, seed=seed)
-    pool, test = given_or_carved(loaded.test, pool, cfg.test_fraction, cfg, seed=seed)
-    train, val = given_or_carved(loaded.val, pool, cfg.val_fraction, cfg, seed=seed)
+    whole = pool.counts()
+    pool, test = given_or_carved(loaded.test, pool, cfg.test_fraction, cfg, seed=seed,
+                                 what="test split")
+    train, val = given_or_carved(loaded.val, pool, cfg.val_fraction, cfg, seed=seed,
+                                 what="val split", before=whole if loaded.test is None else None)
     train = D.long_tail(train, cfg.imbalance_ratio, seed=seed)
     splits = {"train": train, "val": val, "test": test}
     origin = {name: "carved" if part is None else "given"
@@ -51,11 +54,13 @@ def run(params: Mapping, *, out: str = "data/prepared",
 
 
 def given_or_carved(given: D.ImageSet | None, pool: D.ImageSet, fraction: float,
-                    cfg: PrepareConfig, *, seed: int) -> tuple[D.ImageSet, D.ImageSet]:
+                    cfg: PrepareConfig, *, seed: int, what: str,
+                    before=None) -> tuple[D.ImageSet, D.ImageSet]:
     """(the pool left, a split): the source's own split conformed like the pool, or
-    ``fraction`` of the pool carved out, stratified by class."""
+    ``fraction`` of the pool carved out, stratified by class (``what``, ``before``: for the
+    errors, as :func:`augment.data.stratified_split`)."""
     if given is None:
-        return D.stratified_split(pool, fraction, seed=seed)
+        return D.stratified_split(pool, fraction, seed=seed, what=what, before=before)
     return pool, D.conform(given, image_size=cfg.image_size, channels=cfg.channels)
 
 
