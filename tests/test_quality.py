@@ -173,3 +173,29 @@ def test_synthesize_stage_filters_with_the_judge(prepared, checkpoint, params, t
     _, probs = judge_outputs(model, kept)
     assert (probs[np.arange(len(kept_labels)), kept_labels] >= 0.3).all()
     assert 0 < summary["filter"]["acceptance_rate"] <= 1 and summary["filter"]["drawn"] >= len(kept)
+
+
+def test_a_judge_near_chance_is_warned_about(tmp_path, capsys):
+    """Noise images (labels carry nothing): its FID and guards would mean nothing, and the stage
+    says so; the same images with a class-dependent brightness: no warning."""
+    from augment import stages
+    from augment.data import save_prepared
+    from conftest import fabricate_images, tiny_params
+
+    def images(signal: bool) -> dict:
+        out = {}
+        for i, split in enumerate(("train", "val", "test")):
+            data = fabricate_images([50] * 4, seed=i)
+            if signal:  # class c: pixels in [60c, 60c + 15]
+                data.images[:] = data.images // 16 + 60 * data.labels[:, None, None, None]
+            out[split] = data
+        return out
+
+    params = tiny_params()
+    params["judge"].update(epochs=15)  # the noise judge's best of 15 val scores stays near 0.25
+    for name in ("noise", "signal"):
+        save_prepared(tmp_path / name, images(name == "signal"))
+        stages.judge.run(params, data=str(tmp_path / name), out=str(tmp_path / f"{name}.pt"),
+                         metrics=str(tmp_path / f"{name}.json"))
+        warned = "WARNING: val balanced accuracy" in capsys.readouterr().out
+        assert warned == (name == "noise"), name
