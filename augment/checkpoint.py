@@ -59,7 +59,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                               "(augment train / dvc repro train)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as err:
+    except (RuntimeError, KeyError, TypeError, pickle.UnpicklingError, zipfile.BadZipFile,
+            EOFError) as err:  # KeyError: a text file read as a legacy pickle
         raise CheckpointError(f"{path}: not a readable checkpoint ({err.__class__.__name__}: "
                               f"{str(err)[:200]}); re-run the train stage") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

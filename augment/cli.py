@@ -15,9 +15,10 @@ import json
 import sys
 import textwrap
 import typing
+from pathlib import Path
 
 from .config import STAGE_CONFIGS, describe_type, load_params
-from .errors import AugmentError
+from .errors import AugmentError, OutputError
 
 # subcommand -> (help, {option: (default, help)})
 STAGES = {
@@ -104,14 +105,31 @@ def run_stage(args: argparse.Namespace) -> None:
     stage.run(load_params(args.params), **stage_kwargs(args))
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Before any work: a path option naming no file or folder ("", ".": an unset shell
+    variable) is an error, not an output over the current folder."""
+    for option in STAGES[args.stage][1]:
+        value = getattr(args, option)
+        if value is not None and Path(value).name in ("", ".", ".."):
+            raise OutputError(f"--{option.replace('_', '-')} {value!r} names no file or folder: "
+                              "give the path of the file or folder itself, or leave the option "
+                              "out for its default")
+
+
 def main(argv: list[str] | None = None, *, runner=run_stage, prog: str = "augment") -> int:
     """Parse ``argv``, call ``runner(args)``; a user-fixable error → one line, exit status 2."""
     args = build_parser().parse_args(argv)
     try:
+        check_paths(args)
         runner(args)
     except AugmentError as err:
         print(f"{prog} {args.stage}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+        resume = "; a rerun resumes from the last checkpoint" if args.stage == "train" else ""
+        print(f"{prog} {args.stage}: interrupted; nothing half-written (outputs are renamed into "
+              f"place only when complete){resume}", file=sys.stderr)
+        return 130
     except OSError as err:
         if err.errno not in WRITE_ERRORS:
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -348,6 +349,8 @@ def from_dict(cls: type, raw: Mapping[str, Any] | None, *, section: str):
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
     """Return ``value`` as type ``tp`` or raise ConfigError naming ``key`` and the allowed values."""
+    if isinstance(value, float) and not math.isfinite(value):  # .nan passes every range check,
+        raise ConfigError(f"{key}: got {value!r}; expected a finite number")  # .inf lower bounds
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (Union, types.UnionType):
         for option in args:
@@ -438,6 +441,9 @@ def _check_range(value: Any, metadata: Mapping, key: str) -> Any:
     return value
 
 
+MAX_SEED = 2**31 - 1  # stages derive seeds from it (seed + k); torch takes 64-bit ones
+
+
 def load_params(path: str | Path = "params.yaml") -> dict:
     """Read ``params.yaml``; reject unknown top-level sections and a non-integer seed."""
     path = Path(path)
@@ -445,9 +451,12 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ConfigError(f"{path}: parameters file not found; pass --params PATH or create it "
                           "(see the README for every key)")
     try:
-        params = yaml.safe_load(path.read_text()) or {}
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r}); "
+                          "save it as UTF-8") from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
     unknown = sorted(set(params) - {"seed", *SECTIONS})
@@ -455,8 +464,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; allowed: "
                           f"seed, {', '.join(SECTIONS)}")
     seed = params.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{path}: seed: got {seed!r}; expected an integer >= 0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{path}: seed: got {seed!r}; expected an integer in [0, {MAX_SEED}]")
     return params
 
 

@@ -170,7 +170,7 @@ def save_prepared(directory: str | Path, splits: dict[str, ImageSet],
     """
     import pandas as pd
 
-    with atomic_path(directory) as tmp:
+    with atomic_path(directory, may_hold=(*SPLITS, "classes.json", "skipped.csv")) as tmp:
         for name, part in splits.items():
             save_arrays(tmp / name, images=part.images, labels=part.labels)
         (tmp / "classes.json").write_text(json.dumps(list(splits["train"].classes), indent=2) + "\n")

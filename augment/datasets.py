@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import numbers
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -30,7 +31,7 @@ from .checkpoint import load_generator
 from .errors import DataError
 from .runtime import to_uint8
 from .sampling import MixedSampler
-from .synthesis import _class_index, _labels
+from .synthesis import _labels, class_counts
 
 
 CHUNK = 16  # generator batch: fixed, so an item's bytes do not depend on its batch-mates
@@ -89,6 +90,11 @@ class SyntheticDataset(Dataset):
 
     def _relabel(self, class_to_idx: Mapping[str, int]) -> None:
         """Labels and class names as ``class_to_idx`` gives them (the real set's)."""
+        indices = list(class_to_idx.values())
+        whole = all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in indices)
+        if not whole or sorted(indices) != list(range(len(indices))):
+            raise DataError(f"class_to_idx must give each class its own index 0..{len(indices) - 1} "
+                            f"(as ImageFolder's does); got {dict(class_to_idx)}")
         present = sorted({self.classes[t] for t in self.targets})
         missing = [c for c in present if c not in class_to_idx]
         if missing:
@@ -145,24 +151,35 @@ def _read_folder(folder: Path) -> tuple[tuple[str, ...], np.ndarray, list[str]]:
     """(classes, labels, relative paths) of a synthesize folder; a clear error when it is not."""
     import pandas as pd
 
+    fix = ("expected manifest.csv (path, label) and classes.json as the synthesize stage writes "
+           "them: re-run it (augment synthesize / dvc repro synthesize)")
     try:
-        classes = tuple(json.loads((folder / "classes.json").read_text()))
-        table = pd.read_csv(folder / "manifest.csv", dtype={"path": str})
-    except (OSError, ValueError) as err:
-        raise DataError(f"{folder}: not a synthesize folder ({err}); expected manifest.csv and "
-                        "classes.json as the synthesize stage writes them (augment synthesize / "
-                        "dvc repro synthesize; folders from older versions: re-run it)") from None
-    labels = table["label"].to_numpy(dtype=np.int64)
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise DataError(f"{folder}/manifest.csv: labels must be 0..{len(classes) - 1} "
-                        f"(classes.json lists {len(classes)} classes); re-run synthesize")
-    return classes, labels, table["path"].tolist()
+        classes = json.loads((folder / "classes.json").read_text())
+        table = pd.read_csv(folder / "manifest.csv", dtype={"path": str}, keep_default_na=False)
+        paths, labels = table["path"], pd.to_numeric(table["label"], errors="raise")
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as err:
+        raise DataError(f"{folder}: not a synthesize folder ({err.__class__.__name__}: "
+                        f"{str(err)[:120]}); {fix}") from None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise DataError(f"{folder}/classes.json: expected a list of class names; {fix}")
+    if len(labels) and ((labels % 1 != 0).any() or labels.min() < 0
+                        or labels.max() >= len(classes)):
+        raise DataError(f"{folder}/manifest.csv: labels must be whole numbers 0..{len(classes) - 1} "
+                        f"(classes.json lists {len(classes)} classes); {fix}")
+    if (paths.str.strip() == "").any():
+        raise DataError(f"{folder}/manifest.csv: an empty path on line(s) "
+                        f"{', '.join(str(i + 2) for i in np.flatnonzero(paths.str.strip() == '')[:5])}; {fix}")
+    return tuple(classes), labels.to_numpy(dtype=np.int64), paths.tolist()
 
 
 def _read_png(path: Path) -> torch.Tensor:
     """A uint8 C×H×W tensor of the image at ``path`` (1 channel for grey, 3 for colour)."""
-    with Image.open(path) as image:
-        array = np.array(image.convert("L" if image.mode in ("L", "I;16", "1") else "RGB"))
+    try:
+        with Image.open(path) as image:
+            array = np.array(image.convert("L" if image.mode in ("L", "I;16", "1") else "RGB"))
+    except (OSError, ValueError) as err:  # missing, truncated, not an image
+        raise DataError(f"{path}: a sample listed in manifest.csv cannot be read "
+                        f"({err.__class__.__name__}); re-run the synthesize stage") from None
     return torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
 
 
@@ -171,12 +188,7 @@ def _checkpoint_labels(generator, classes, counts, source) -> np.ndarray:
     if counts is None:
         raise DataError(f"{source}: a checkpoint needs counts ({{class: n}} or n per class), "
                         "e.g. augment.balance_counts(real_labels, num_classes=K)")
-    num_classes = generator.hparams["num_classes"]
-    if isinstance(counts, int):
-        counts = dict.fromkeys(range(num_classes), counts)
-    per_class = {_class_index(k, tuple(classes), num_classes): int(v) for k, v in counts.items()}
-    if any(v < 0 for v in per_class.values()):
-        raise DataError(f"counts must be >= 0, got {dict(counts)}")
+    per_class = class_counts(counts, tuple(classes), generator.hparams["num_classes"])
     return _labels(per_class).numpy()
 
 

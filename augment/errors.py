@@ -20,3 +20,8 @@ class CheckpointError(AugmentError, ValueError):
 class TrainingError(AugmentError, RuntimeError):
     """Training diverged (a non-finite loss or weight) or no checkpoint passed the quality guards.
     The message names the epoch and the settings to change."""
+
+
+class OutputError(AugmentError, ValueError):
+    """An output path that would overwrite or delete what is not this output (a folder given
+    for a file, a folder of other files, the current folder). Nothing is written."""

@@ -13,28 +13,38 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import numpy as np
 from PIL import Image
 
+from .errors import OutputError
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, may_hold: Collection[str] | str = ()
+                ) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     Works for files and directories alike (the caller decides what to create at the temp path).
     The temporary folder is named after this process; folders that a killed process left
-    behind are removed first.
+    behind are removed first. Replacing never deletes what the output does not re-create: a
+    file output is refused onto a folder, a folder output onto a file or onto a folder holding
+    entries it does not write (the user's photos, a repository) beyond ``may_hold``, the names
+    this kind of output writes at times (``"anything"``: a folder only this code names, whose
+    entries change, e.g. one file per variant).
     """
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise OutputError(f"output path {str(path)!r} names no file or folder: give the path "
+                          "of the output itself (e.g. data/synthetic, metrics/judge.json)")
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{TEMP_TAG}{os.getpid()}.",
                                 dir=path.parent)) / path.name
     try:
         yield tmp
-        _replace(tmp, path)
+        _replace(tmp, path, may_hold=may_hold)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
@@ -76,14 +86,29 @@ def torch_save(obj: Any, path: str | os.PathLike) -> None:
             raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
 
 
-def _replace(src: Path, dst: Path) -> None:
-    """Move ``src`` onto ``dst``; a directory ``dst`` is swapped out (rename is atomic per entry)."""
+def _replace(src: Path, dst: Path, *, may_hold: Collection[str] | str) -> None:
+    """Move ``src`` onto ``dst``; a directory ``dst`` is swapped out (rename is atomic per
+    entry) when ``src`` is one too and ``dst`` holds nothing but what ``src`` does or
+    ``may_hold`` names."""
     if dst.is_dir() and not dst.is_symlink():
+        if not src.is_dir():
+            raise OutputError(f"{dst} is a folder, and this output is a file: give a file path "
+                              "(e.g. metrics/judge.json); the folder is left as it is")
+        foreign = sorted({p.name for p in dst.iterdir()} - {p.name for p in src.iterdir()}
+                         - set(() if may_hold == "anything" else may_hold))
+        if foreign and may_hold != "anything":
+            raise OutputError(f"{dst} holds {', '.join(foreign[:5])}"
+                              f"{' …' if len(foreign) > 5 else ''}, which this output does not "
+                              "write; replacing the folder would delete them. Give the output "
+                              "a folder of its own (e.g. data/synthetic), or empty this one")
         trash = dst.with_name(f".{dst.name}.old")
         shutil.rmtree(trash, ignore_errors=True)
         os.replace(dst, trash)
         os.replace(src, dst)
         shutil.rmtree(trash, ignore_errors=True)
+    elif src.is_dir() and dst.exists():
+        raise OutputError(f"{dst} is a file, and this output is a folder: give a folder path; "
+                          "the file is left as it is")
     else:
         os.replace(src, dst)
 

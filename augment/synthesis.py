@@ -8,6 +8,7 @@ ImageFolder-style PNG tree, a ``manifest.csv`` and arrays for fast loading.
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from pathlib import Path
 from typing import Callable, Mapping
@@ -28,14 +29,33 @@ Filter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels
 Target = str | int | Mapping[str | int, int]
 
 
+def class_counts(counts: Mapping[int | str, int] | int, classes: tuple[str, ...] | None,
+                 num_classes: int) -> dict[int, int]:
+    """``{class index: n}`` from ``counts``: one whole number for every class, or ``{class: n}``
+    by index or name (numpy integers too); anything else is an error naming the fix."""
+    if _whole(counts):
+        counts = dict.fromkeys(range(num_classes), counts)
+    if not isinstance(counts, Mapping):
+        raise DataError(f"counts: got {counts!r}; expected a whole number for every class or "
+                        "{class: n}, e.g. augment.balance_counts(real_labels, num_classes=K)")
+    bad = {k: v for k, v in counts.items() if not _whole(v) or v < 0}
+    if bad:
+        raise DataError(f"counts must be whole numbers >= 0, got {bad}")
+    return {_class_index(k, classes, num_classes): int(v) for k, v in counts.items()}
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def _class_index(key: str | int, classes: tuple[str, ...] | None, num_classes: int) -> int:
     """A class given by index or by name → its index; unknown classes are an error."""
     if classes is not None and isinstance(key, str) and key in classes:
         return classes.index(key)
-    if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < num_classes:
-        return key
+    if _whole(key) and 0 <= key < num_classes:
+        return int(key)
     known = ", ".join(classes) if classes is not None else f"0..{num_classes - 1}"
-    fix = (f"an index 0..{num_classes - 1}" if isinstance(key, int) or classes is None
+    fix = (f"an index 0..{num_classes - 1}" if _whole(key) or classes is None
            else "one of those names")
     raise DataError(f"unknown class {key!r} in the requested counts (synthesize.target); known "
                     f"classes: {known}; use {fix}")
@@ -89,11 +109,9 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
     if isinstance(generator, (str, Path)):
         generator, classes = load_generator(generator, device)
     num_classes = generator.hparams["num_classes"]
-    if isinstance(counts, int):
-        counts = dict.fromkeys(range(num_classes), counts)
-    per_class = {_class_index(k, classes, num_classes): int(v) for k, v in counts.items()}
-    if any(v < 0 for v in per_class.values()):
-        raise DataError(f"counts must be >= 0, got {dict(counts)}")
+    per_class = class_counts(counts, classes, num_classes)
+    if batch_size < 1:
+        raise DataError(f"batch_size: got {batch_size}; expected an integer >= 1")
     rng = torch.Generator().manual_seed(seed)
     was_training = generator.training
     generator.eval()  # BN uses running statistics: each sample independent of its batch
@@ -166,6 +184,12 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^\w.\- ]", "_", name).strip(" .") or "_"
 
 
+# what write_synthetic may put in its folder (images/ only with samples, generator.json only
+# with a checkpoint): a rerun replaces a folder of these, and refuses one holding anything else
+SYNTHETIC_FILES = ("images", "manifest.csv", "classes.json", "images.npy", "labels.npy",
+                   "generator.json")
+
+
 def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.Tensor,
                     classes: tuple[str, ...], *, generator: dict | None = None) -> pd.DataFrame:
     """Write ``images/<class>/<class>_<i>.png``, ``manifest.csv``, ``classes.json`` (every
@@ -175,7 +199,7 @@ def write_synthetic(directory: str | Path, images: torch.Tensor, labels: torch.T
     The directory is replaced atomically. Returns the manifest (paths relative to it).
     """
     rows = []
-    with atomic_path(directory) as tmp:
+    with atomic_path(directory, may_hold=SYNTHETIC_FILES) as tmp:
         tmp.mkdir()  # even with nothing to draw: an empty manifest is a valid result
         for i, (image, label) in enumerate(zip(images, labels.tolist())):
             rel = Path("images") / safe_name(classes[label]) / f"{label:03d}_{i:06d}.png"

@@ -61,3 +61,20 @@ def test_flow_entry_point_rejects_unknown_key_before_prefect(tmp_path, params):
     assert "prepare: unknown key(s) sauce; allowed keys are: source" in proc.stderr
     assert proc.stderr.startswith("python -m flows prepare: error:")
     assert "Traceback" not in proc.stderr and not (tmp_path / "p").exists()
+
+
+def test_train_before_judge_names_the_stage_to_run(tmp_path, params, prepared, capsys):
+    code = main(["train", "--params", _write(tmp_path, params), "--data", str(prepared),
+                 "--judge", str(tmp_path / "judge.pt"), "--out", str(tmp_path / "gan.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "run the judge stage first" in err and "Traceback" not in err
+    assert not (tmp_path / "gan.pt").exists()
+
+
+def test_ctrl_c_is_one_line_and_status_130(tmp_path, params, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    code = main(["train", "--params", _write(tmp_path, params)], runner=interrupted)
+    err = capsys.readouterr().err
+    assert code == 130 and err.count("\n") == 1 and "interrupted" in err and "resumes" in err

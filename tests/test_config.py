@@ -150,3 +150,23 @@ def test_the_preset_table_follows_a_changed_preset(monkeypatch):
     monkeypatch.setitem(models.PRESETS, "dcgan", dataclasses.replace(
         dcgan, defaults={**dcgan.defaults, "lr_g": 5e-4}))
     assert preset_table() != before and "| `lr_g` | `0.0005` |" in preset_table()
+
+
+@pytest.mark.parametrize("section,key,value", [("train", "minutes", float("nan")),
+                                               ("train", "lr_g", float("nan")),
+                                               ("synthesize", "multiple", float("inf")),
+                                               ("evaluate", "posthoc_taus", [float("nan")])])
+def test_nan_and_infinity_are_not_numbers_here(section, key, value):
+    """NaN passes every comparison of a range check, infinity every lower bound."""
+    with pytest.raises(ConfigError, match=rf"{section}.{key}: got (nan|inf); expected a finite number"):
+        stage_config({section: {key: value}}, section)
+
+
+def test_params_file_not_utf8_or_seed_out_of_range(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"seed: 0  # caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text .* save it as UTF-8"):
+        load_params(path)
+    path.write_text(f"seed: {2**64}\n")
+    with pytest.raises(ConfigError, match=r"seed: got \d+; expected an integer in \[0, 2147483647\]"):
+        load_params(path)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -119,6 +120,35 @@ def test_a_synthetic_class_missing_from_the_real_set_is_named(folder):
         SyntheticDataset(folder, class_to_idx=real)
     with pytest.raises(DataError, match=rf"'{present[-1]}' are not among the real"):
         mix(ImageFolderLike(real), ds)
+
+
+def test_a_damaged_synthesize_folder_is_a_clear_error(folder, tmp_path):
+    """Edited or half-copied folders: a line naming the file and "re-run the synthesize stage",
+    at construction where it can be seen then, at item access for a missing or broken PNG."""
+    import shutil
+
+    def damaged(edit):
+        copy = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(folder, copy)
+        edit(copy)
+        return copy
+
+    table = lambda d: pd.read_csv(d / "manifest.csv")  # noqa: E731
+    edits = {
+        "no label column": lambda d: table(d).drop(columns="label").to_csv(d / "manifest.csv"),
+        "a word as label": lambda d: table(d).assign(label="cat").to_csv(d / "manifest.csv"),
+        "a label 1.5": lambda d: table(d).assign(label=1.5).to_csv(d / "manifest.csv"),
+        "an empty path": lambda d: table(d).assign(path="").to_csv(d / "manifest.csv"),
+        "classes.json a number": lambda d: (d / "classes.json").write_text("5"),
+    }
+    for name, edit in edits.items():
+        with pytest.raises(DataError, match=r"synthesize"):
+            SyntheticDataset(damaged(edit))
+    gone = damaged(lambda d: (d / table(d)["path"][0]).unlink())
+    with pytest.raises(DataError, match=r"cannot be read .* re-run the synthesize stage"):
+        SyntheticDataset(gone)[0]
+    with pytest.raises(DataError, match=r"class_to_idx must give each class its own index"):
+        SyntheticDataset(folder, class_to_idx={c: 0 for c in SyntheticDataset(folder).classes})
 
 
 class ImageFolderLike(TensorDataset):

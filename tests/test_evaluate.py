@@ -359,3 +359,17 @@ def test_stage_builds_each_variants_treatment_from_its_own_prior(tmp_path, param
     assert acc["real+logit_adjust"] == acc["real+balanced_softmax"] != acc["real"]
     text = (tmp_path / "r" / "e.md").read_text()
     assert "| prior max/min |" in text and "Post-hoc τ chosen on val per seed" in text
+
+
+def test_an_empty_synthetic_set_is_refused_not_evaluated(tmp_path, prepared, params):
+    """Balanced data at target: max draws nothing; "real+synthetic" would be "real" again."""
+    from augment.synthesis import write_synthetic
+
+    train = load_prepared(prepared, splits=("train",))["train"]
+    empty = torch.zeros((0, *train.images.shape[1:]), dtype=torch.uint8)
+    write_synthetic(tmp_path / "syn", empty, torch.zeros(0, dtype=torch.int64), train.classes)
+    with pytest.raises(DataError, match=r"holds no synthetic samples .* raise synthesize.multiple"):
+        stages.evaluate.run(params, data=str(prepared), synthetic=str(tmp_path / "syn"),
+                            metrics=str(tmp_path / "m.json"), plots=str(tmp_path / "plots"),
+                            report=str(tmp_path / "r.md"))
+    assert not (tmp_path / "m.json").exists()

@@ -50,6 +50,19 @@ def test_synthesize_rejects_bad_counts():
         augment.synthesize(_generator(), {9: 1})
     with pytest.raises(DataError, match=">= 0"):
         augment.synthesize(_generator(), {1: -1})
+    for bad in (2.5, None, [1, 2], True, {3: 2.7}, {3: "5"}, {3: True}):
+        with pytest.raises(DataError, match=r"counts"):
+            augment.synthesize(_generator(), bad)
+    with pytest.raises(DataError, match="batch_size: got 0"):
+        augment.synthesize(_generator(), 1, batch_size=0)
+
+
+def test_numpy_integers_are_counts_and_class_indices():
+    """What np.bincount / balance_counts arithmetic hands over."""
+    _, labels = augment.synthesize(_generator(), np.int64(2))
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    _, labels = augment.synthesize(_generator(), {np.int64(3): np.int32(2)})
+    assert labels.tolist() == [3, 3]
 
 
 def test_synthesize_from_checkpoint_by_class_name(checkpoint):
@@ -64,6 +77,10 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         augment.synthesize(str(bad), 1)
     with pytest.raises(CheckpointError, match="not found"):
         augment.load_generator(tmp_path / "missing.pt")
+    text = tmp_path / "notes.txt"  # read as a legacy pickle: a KeyError inside torch.load
+    text.write_text("hi\n")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        augment.SyntheticDataset(text, counts=3)
 
 
 def test_write_synthetic_layout(tmp_path):

@@ -55,7 +55,14 @@ def run(params: Mapping, *, data: str = "data/prepared", model: str = "models/ga
                              "acceptance_rate": round(tally["kept"] / drawn, 4)}
     write_json(metrics, summary)
     log("synthesize", f"{summary['total']} samples written to {out}")
+    if not summary["total"]:
+        log("synthesize", f"WARNING: {NOTHING_DRAWN}")
     return summary
+
+
+NOTHING_DRAWN = ("no sample to draw: every class already has target x multiple images (balanced "
+                 "data at target: max), or target is 0; for balanced data raise "
+                 "synthesize.multiple (e.g. 2.0) or synthesize.target")
 
 
 def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], device: str):

@@ -17,6 +17,7 @@ from .. import data as D
 from .. import distributed, selection
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import stage_config
+from ..errors import DataError
 from ..io import log, write_json
 from ..plots import save_png
 from ..runtime import bf16_native
@@ -48,6 +49,9 @@ def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.
     if dry_run:
         print(json.dumps(used, indent=2))
         return {"settings": used}
+    if judge and not Path(judge).is_file():
+        raise DataError(f"{judge}: no judge checkpoint; run the judge stage first (augment judge "
+                        "/ dvc repro judge): every checkpoint is scored by it")
     paths = dict(data=data, out=out, samples=samples, logdir=logdir, judge=judge,
                  quality=quality, settings=settings, resume_dir=resume_dir, resume=resume)
     if ranks > 1 and not distributed.launched():  # this process becomes torchrun's agent
