@@ -15,10 +15,10 @@ import json
 import sys
 import textwrap
 import typing
-from pathlib import Path
 
 from .config import STAGE_CONFIGS, describe_type, load_params
 from .errors import AugmentError, OutputError
+from .io import names_nothing
 
 # subcommand -> (help, {option: (default, help)})
 STAGES = {
@@ -110,7 +110,7 @@ def check_paths(args: argparse.Namespace) -> None:
     variable) is an error, not an output over the current folder."""
     for option in STAGES[args.stage][1]:
         value = getattr(args, option)
-        if value is not None and Path(value).name in ("", ".", ".."):
+        if value is not None and names_nothing(value):
             raise OutputError(f"--{option.replace('_', '-')} {value!r} names no file or folder: "
                               "give the path of the file or folder itself, or leave the option "
                               "out for its default")

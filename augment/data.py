@@ -206,6 +206,11 @@ def load_synthetic(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
                         "synthesize stage first (augment synthesize / dvc repro synthesize)") from None
 
 
+# why a synthesize folder can be empty, and the fix (the synthesize stage warns, evaluate refuses)
+NOTHING_DRAWN = ("every class already has target x multiple images (balanced data at target: "
+                 "max) or target is 0; raise synthesize.multiple (e.g. 2.0) or synthesize.target")
+
+
 def check_synthetic(synthetic: tuple[np.ndarray, np.ndarray], train: ImageSet, directory) -> None:
     """Refuse a synthetic set of other data (a stale or foreign folder): other image shape,
     labels outside the prepared classes, or (by its manifest) other class names per label."""

@@ -35,7 +35,7 @@ def atomic_path(path: str | os.PathLike, *, may_hold: Collection[str] | str = ()
     entries change, e.g. one file per variant).
     """
     path = Path(path)
-    if path.name in ("", ".", ".."):
+    if names_nothing(path):
         raise OutputError(f"output path {str(path)!r} names no file or folder: give the path "
                           "of the output itself (e.g. data/synthetic, metrics/judge.json)")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +47,14 @@ def atomic_path(path: str | os.PathLike, *, may_hold: Collection[str] | str = ()
         _replace(tmp, path, may_hold=may_hold)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+ANYTHING = "anything"  # atomic_path(may_hold=ANYTHING): a folder whose entries are all ours
+
+
+def names_nothing(path: str | os.PathLike) -> bool:
+    """Whether ``path`` ("", ".", "..", "dir/.") names no file or folder of its own."""
+    return Path(path).name in ("", ".", "..")
 
 
 TEMP_TAG = "augment-tmp-"  # in temp folder names: ".<name>.augment-tmp-<pid>.<random>"
@@ -88,29 +96,41 @@ def torch_save(obj: Any, path: str | os.PathLike) -> None:
 
 def _replace(src: Path, dst: Path, *, may_hold: Collection[str] | str) -> None:
     """Move ``src`` onto ``dst``; a directory ``dst`` is swapped out (rename is atomic per
-    entry) when ``src`` is one too and ``dst`` holds nothing but what ``src`` does or
-    ``may_hold`` names."""
+    entry) once :func:`_check_replaceable` allows it."""
+    _check_replaceable(src, dst, may_hold)
     if dst.is_dir() and not dst.is_symlink():
-        if not src.is_dir():
-            raise OutputError(f"{dst} is a folder, and this output is a file: give a file path "
-                              "(e.g. metrics/judge.json); the folder is left as it is")
-        foreign = sorted({p.name for p in dst.iterdir()} - {p.name for p in src.iterdir()}
-                         - set(() if may_hold == "anything" else may_hold))
-        if foreign and may_hold != "anything":
-            raise OutputError(f"{dst} holds {', '.join(foreign[:5])}"
-                              f"{' …' if len(foreign) > 5 else ''}, which this output does not "
-                              "write; replacing the folder would delete them. Give the output "
-                              "a folder of its own (e.g. data/synthetic), or empty this one")
         trash = dst.with_name(f".{dst.name}.old")
         shutil.rmtree(trash, ignore_errors=True)
         os.replace(dst, trash)
         os.replace(src, dst)
         shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def _check_replaceable(src: Path, dst: Path, may_hold: Collection[str] | str) -> None:
+    """A file replaces a file, a folder a folder holding only what ``src`` holds, what
+    ``may_hold`` names, or hidden files (.DS_Store); anything else is an OutputError."""
+    if dst.is_symlink() and src.is_dir():
+        raise OutputError(f"{dst} is a link ({os.readlink(dst)}); give the output the folder "
+                          "itself as its path (the link's target), the link is left as it is")
+    if dst.is_dir() and not dst.is_symlink():
+        if not src.is_dir():
+            raise OutputError(f"{dst} is a folder, and this output is a file: give a file path "
+                              "(e.g. metrics/judge.json); the folder is left as it is")
+        if may_hold == ANYTHING:
+            return
+        ours = {p.name for p in src.iterdir()} | set(may_hold)
+        foreign = sorted(p.name for p in dst.iterdir()
+                         if p.name not in ours and not p.name.startswith("."))
+        if foreign:
+            raise OutputError(f"{dst} holds {', '.join(foreign[:5])}"
+                              f"{' …' if len(foreign) > 5 else ''}, which this output does not "
+                              "write; replacing the folder would delete them. Give the output "
+                              "a folder of its own (e.g. data/synthetic), or empty this one")
     elif src.is_dir() and dst.exists():
         raise OutputError(f"{dst} is a file, and this output is a folder: give a folder path; "
                           "the file is left as it is")
-    else:
-        os.replace(src, dst)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -57,14 +57,17 @@ def read_rgb(path: Path) -> torch.Tensor | str:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB: 16-bit grey ("I;16*", and "I" as 16-bit PNGs and TIFFs decode) divided by 257,
-    alpha (its own band or a palette's transparency) composited onto :data:`BACKGROUND`."""
-    if image.mode.startswith("I"):
+    """8-bit RGB: 16-bit grey ("I;16*": 16-bit PNGs and TIFFs) divided by 257, alpha (its own
+    band or a palette's transparency) composited onto :data:`BACKGROUND`; other modes as
+    Pillow converts them."""
+    if image.mode.startswith("I;16"):
         wide = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8)).convert("RGB")
-    if "transparency" in image.info or image.mode in ("PA", "LA", "La"):  # P, L, RGB keys
+        return Image.fromarray(np.rint(wide / 257).astype(np.uint8)).convert("RGB")
+    if image.mode == "La":  # premultiplied grey + alpha (TIFF): Pillow converts it via LA
+        image = image.convert("LA")
+    if "transparency" in image.info or image.mode in ("PA", "LA"):  # P, L, RGB keys
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "RGBa"):
+    if image.mode == "RGBA":
         flat = Image.new("RGB", image.size, BACKGROUND)
         flat.paste(image, mask=image.getchannel("A"))
         return flat
@@ -302,16 +305,16 @@ def _image_files(folder: Path, class_list: Sequence[str], *, base: Path,
 
 
 def _check_each_file_once(items: Sequence[tuple[Path, int]], base: Path) -> None:
-    """One image reached by two paths (a symbolic link, a link loop) would be counted twice,
-    could land in train and in test, or carry two labels: an error naming both paths."""
-    seen: dict[str, Path] = {}
-    for path, _ in items:
-        first = seen.setdefault(os.path.realpath(path), path)
+    """One image reached through two folder paths (a link to a folder already read, a link
+    loop) would be counted twice, could land in train and in test, or carry two labels: an
+    error naming both paths."""
+    seen: dict[tuple[str, str], Path] = {}
+    for path, _ in items:  # by the real folder: linked storage (one blob per content) is fine
+        first = seen.setdefault((os.path.realpath(path.parent), path.name), path)
         if first != path:
             raise DataError(f"{base}: {os.path.relpath(path, base)} is the same file as "
-                            f"{os.path.relpath(first, base)} (a symbolic link to a folder or "
-                            "file already read?); keep each image in one place: remove the "
-                            "link or the copy")
+                            f"{os.path.relpath(first, base)} (a link to a folder already "
+                            "read?); keep each image in one place: remove the link")
 
 
 def _fixed_classes(found: Sequence[str], fixed: Sequence[str] | None, *, what: str) -> list[str]:

@@ -134,15 +134,16 @@ def test_a_damaged_synthesize_folder_is_a_clear_error(folder, tmp_path):
         return copy
 
     table = lambda d: pd.read_csv(d / "manifest.csv")  # noqa: E731
+    put = lambda d, t: t.to_csv(d / "manifest.csv", index=False)  # noqa: E731
     edits = {
-        "no label column": lambda d: table(d).drop(columns="label").to_csv(d / "manifest.csv"),
-        "a word as label": lambda d: table(d).assign(label="cat").to_csv(d / "manifest.csv"),
-        "a label 1.5": lambda d: table(d).assign(label=1.5).to_csv(d / "manifest.csv"),
-        "an empty path": lambda d: table(d).assign(path="").to_csv(d / "manifest.csv"),
-        "classes.json a number": lambda d: (d / "classes.json").write_text("5"),
+        r"KeyError: 'label'": lambda d: put(d, table(d).drop(columns="label")),
+        r"ValueError: Unable to parse string 'cat'": lambda d: put(d, table(d).assign(label="cat")),
+        r"labels must be whole numbers 0\.\.9": lambda d: put(d, table(d).assign(label=1.5)),
+        r"an empty path on line\(s\) 2, 3": lambda d: put(d, table(d).assign(path="")),
+        r"classes.json: expected a list of class names": lambda d: (d / "classes.json").write_text("5"),
     }
-    for name, edit in edits.items():
-        with pytest.raises(DataError, match=r"synthesize"):
+    for message, edit in edits.items():
+        with pytest.raises(DataError, match=message + r".*re-run it"):
             SyntheticDataset(damaged(edit))
     gone = damaged(lambda d: (d / table(d)["path"][0]).unlink())
     with pytest.raises(DataError, match=r"cannot be read .* re-run the synthesize stage"):

@@ -368,7 +368,7 @@ def test_an_empty_synthetic_set_is_refused_not_evaluated(tmp_path, prepared, par
     train = load_prepared(prepared, splits=("train",))["train"]
     empty = torch.zeros((0, *train.images.shape[1:]), dtype=torch.uint8)
     write_synthetic(tmp_path / "syn", empty, torch.zeros(0, dtype=torch.int64), train.classes)
-    with pytest.raises(DataError, match=r"holds no synthetic samples .* raise synthesize.multiple"):
+    with pytest.raises(DataError, match=r"holds no synthetic samples.* raise synthesize.multiple"):
         stages.evaluate.run(params, data=str(prepared), synthetic=str(tmp_path / "syn"),
                             metrics=str(tmp_path / "m.json"), plots=str(tmp_path / "plots"),
                             report=str(tmp_path / "r.md"))

@@ -54,6 +54,13 @@ def test_a_folder_output_replaces_its_own_kind_only(tmp_path):
     with pytest.raises(OutputError, match=r"photos holds cat, which this output does not write"):
         write_synthetic(photos, images, labels, data.classes)
     assert _tree(photos) == ["cat", "cat/1.jpg"]
+    (out / ".DS_Store").write_bytes(b"finder")  # hidden entries are no one's photos
+    write_synthetic(out, images, labels, data.classes)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(OutputError, match=r"link is a link .*give the output the folder itself"):
+        write_synthetic(tmp_path / "link", images, labels, data.classes)
+    assert (tmp_path / "link").is_symlink()
     (tmp_path / "file").write_text("mine")
     with pytest.raises(OutputError, match="is a file, and this output is a folder"):
         write_synthetic(tmp_path / "file", images, labels, data.classes)

@@ -187,6 +187,16 @@ def test_hidden_folders_are_not_classes_nor_images(tmp_path):
     assert loaded.pool.classes == ("cat", "dog") and len(loaded.test.labels) == 4
 
 
+def test_linked_storage_of_duplicate_photos_is_read(tmp_path):
+    """DVC's symlink cache, git-annex: two photos with the same bytes link to one blob."""
+    root = make_folder(tmp_path / "imgs")
+    blob = _png(tmp_path / "store" / "blob.png", seed=99)
+    for name in ("same1.png", "same2.png"):
+        (root / "cat" / name).symlink_to(blob)
+    data, _, _ = load_folder(root)
+    assert data.counts().tolist() == [8, 6]
+
+
 def test_one_image_reached_twice_is_an_error(tmp_path):
     """A link loop (cat/loop -> ..) would read dog's images as cats, over and over."""
     root = make_folder(tmp_path / "imgs")

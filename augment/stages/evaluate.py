@@ -16,9 +16,8 @@ from ..classic import policy_for
 from ..config import stage_config, variant_parts
 from ..errors import DataError
 from ..evaluate import run_grid
-from ..io import atomic_path, log, write_json
+from ..io import ANYTHING, atomic_path, log, write_json
 from ..plots import ci_chart, class_grid, recall_chart, save_csv, save_png
-from .synthesize import NOTHING_DRAWN
 
 Runner = Callable[[Callable[..., dict], Iterable[dict]], list[dict]]
 
@@ -36,9 +35,9 @@ def run(params: Mapping, *, data: str = "data/prepared", synthetic: str = "data/
     if fake is not None:
         D.check_synthetic(fake, splits["train"], synthetic)
         if not len(fake[1]):  # the synthetic variants would be their real-only twins, relabelled
-            raise DataError(f"{synthetic}: holds no synthetic samples ({NOTHING_DRAWN}), so the "
-                            "synthetic variants would measure nothing; or drop them from "
-                            "evaluate.variants")
+            raise DataError(f"{synthetic}: holds no synthetic samples, so the synthetic "
+                            f"variants would measure nothing: {D.NOTHING_DRAWN}, or drop the "
+                            "synthetic variants from evaluate.variants")
     runs, chosen = run_grid(cfg, splits, fake, seed=seed,
                             run=runner or (lambda fn, js: [fn(**j) for j in js]))
     train = splits["train"]
@@ -61,7 +60,7 @@ def run(params: Mapping, *, data: str = "data/prepared", synthetic: str = "data/
 def write_evaluation_plots(directory: Path, table: pd.DataFrame, summary: dict,
                            classes: tuple[str, ...]) -> None:
     """Tidy run tables, confusion tables (first seed), per-class recall, CI bar chart."""
-    with atomic_path(directory / "confusion", may_hold="anything") as tmp:  # one file per variant, none stale
+    with atomic_path(directory / "confusion", may_hold=ANYTHING) as tmp:  # one file per variant, none stale
         tmp.mkdir()
         for _, r in table[table["seed"] == table["seed"].min()].iterrows():
             pd.DataFrame({"actual": [classes[i] for i in r["y_true"]],

@@ -56,13 +56,8 @@ def run(params: Mapping, *, data: str = "data/prepared", model: str = "models/ga
     write_json(metrics, summary)
     log("synthesize", f"{summary['total']} samples written to {out}")
     if not summary["total"]:
-        log("synthesize", f"WARNING: {NOTHING_DRAWN}")
+        log("synthesize", f"WARNING: no sample drawn: {D.NOTHING_DRAWN}")
     return summary
-
-
-NOTHING_DRAWN = ("no sample to draw: every class already has target x multiple images (balanced "
-                 "data at target: max), or target is 0; for balanced data raise "
-                 "synthesize.multiple (e.g. 2.0) or synthesize.target")
 
 
 def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], device: str):
