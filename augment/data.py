@@ -206,6 +206,13 @@ def load_synthetic(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
                         "synthesize stage first (augment synthesize / dvc repro synthesize)") from None
 
 
+def near_chance(balanced_accuracy: float, num_classes: int) -> bool:
+    """Less than a quarter of the way from chance (1/K) to 1: a classifier (the judge, the
+    evaluate stage's models) that has learned too little for its scores to mean much."""
+    chance = 1 / num_classes
+    return balanced_accuracy < chance + 0.25 * (1 - chance)
+
+
 # why a synthesize folder can be empty, and the fix (the synthesize stage warns, evaluate refuses)
 NOTHING_DRAWN = ("every class already has target x multiple images (balanced data at target: "
                  "max) or target is 0; raise synthesize.multiple (e.g. 2.0) or synthesize.target")

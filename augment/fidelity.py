@@ -60,7 +60,15 @@ def fidelity_report(judge: nn.Module, real: ImageSet, fake_images: np.ndarray,
     return {"fid": round(frechet_distance(real_f, fake_f), 4),
             "fid_per_class": per_fid, "fid_class_mean": _mean(per_fid),
             "diversity": diversity, "diversity_min": min(diversity.values(), default=None),
-            "judge_accuracy": round(float((fake_p.argmax(1) == fake_labels).mean()), 4)}
+            "judge_accuracy": round(float((fake_p.argmax(1) == fake_labels).mean()), 4),
+            "judge_balanced_accuracy": _balanced(fake_p.argmax(1), fake_labels)}
+
+
+def _balanced(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over the classes drawn of the share labelled as intended: the judge's val score is
+    balanced accuracy, and samples come in the train split's class proportions."""
+    hits = [(predicted[labels == c] == c).mean() for c in np.unique(labels)]
+    return round(float(np.mean(hits)), 4) if hits else 0.0
 
 
 def _mean(values: dict) -> float | None:

@@ -3,8 +3,9 @@
 Every checkpoint is scored by the judge (:mod:`augment.fidelity`). It *passes* when
 
 - the judge labels its samples as intended at least ``min_judge_ratio`` times as often as it
-  labels real val images (its own val balanced accuracy): a diverged, chance-level or
-  class-blind generator sits far below (on 10 classes, chance is 0.1), and
+  labels real val images, both as balanced accuracy (samples come in the train split's class
+  proportions): a diverged, chance-level or class-blind generator sits far below (on 10
+  classes, chance is 0.1), and
 - every class's sample diversity (mean pairwise feature distance of its samples over that of
   its real images: ≈ 1 healthy) is at least ``min_diversity``: a class collapsed onto one
   image scores ≈ 0.
@@ -19,12 +20,14 @@ from __future__ import annotations
 def check(report: dict, *, judge_val_accuracy: float, min_judge_ratio: float,
           min_diversity: float) -> dict:
     """``{"passed": bool, "judge_ratio": float, "reasons": [str]}`` for one checkpoint's report."""
-    ratio = report["judge_accuracy"] / max(judge_val_accuracy, 1e-12)
+    # reports written before the balanced score existed (a resumed run) keep the plain one
+    accuracy = report.get("judge_balanced_accuracy", report["judge_accuracy"])
+    ratio = accuracy / max(judge_val_accuracy, 1e-12)
     reasons = []
     if ratio < min_judge_ratio:
-        reasons.append(f"the judge labels {report['judge_accuracy']:.3f} of the samples as "
-                       f"intended, {ratio:.2f} of its val accuracy {judge_val_accuracy:.3f} "
-                       f"(train.min_judge_ratio: {min_judge_ratio})")
+        reasons.append(f"the judge labels {accuracy:.3f} of the samples as intended (balanced "
+                       f"over classes), {ratio:.2f} of its val balanced accuracy "
+                       f"{judge_val_accuracy:.3f} (train.min_judge_ratio: {min_judge_ratio})")
     low = {c: d for c, d in (report.get("diversity") or {}).items()
            if d is not None and d < min_diversity}
     if low:

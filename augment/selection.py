@@ -145,7 +145,9 @@ def check_kept(best: dict | None, cfg: TrainConfig, out: str) -> str | None:
         return None
     what = (f"no checkpoint passed the quality guards; the best, epoch {best['epoch']} (FID "
             f"{best['quality']['fid']:.2f}): {'; '.join(best['guards']['reasons'])}. The GAN "
-            "diverged or collapsed: lower train.lr_g / lr_d, train longer, or check the data")
+            "diverged or collapsed (lower train.lr_g / lr_d, train longer, check the data), or "
+            "the judge is too weak to tell (the judge stage warns when it is near chance: raise "
+            "judge.epochs or add images)")
     if cfg.on_collapse == "fail":
         raise TrainingError(f"{what}; nothing written to {out} (train.on_collapse: warn keeps it, "
                             "flagged)")

@@ -57,8 +57,8 @@ def _class_index(key: str | int, classes: tuple[str, ...] | None, num_classes: i
     known = ", ".join(classes) if classes is not None else f"0..{num_classes - 1}"
     fix = (f"an index 0..{num_classes - 1}" if _whole(key) or classes is None
            else "one of those names")
-    raise DataError(f"unknown class {key!r} in the requested counts (synthesize.target); known "
-                    f"classes: {known}; use {fix}")
+    raise DataError(f"unknown class {key!r} in the requested counts (synthesize.target, or the "
+                    f"counts / target given); known classes: {known}; use {fix}")
 
 
 def balance_counts(labels, *, num_classes: int, target: Target = Defaults.target,

@@ -373,3 +373,25 @@ def test_an_empty_synthetic_set_is_refused_not_evaluated(tmp_path, prepared, par
                             metrics=str(tmp_path / "m.json"), plots=str(tmp_path / "plots"),
                             report=str(tmp_path / "r.md"))
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_report_of_chance_level_classifiers_says_so(tmp_path, params):
+    """Noise images: every classifier at chance, so the verdict and the recommendation mean
+    nothing, and the report opens its notes with that; images with a class-dependent
+    brightness: no such note."""
+    from augment.data import save_prepared
+
+    params["evaluate"].update(variants=["real", "real+oversample"], epochs=20, seeds=2)
+    for name in ("noise", "signal"):
+        splits = {}
+        for i, split in enumerate(("train", "val", "test")):
+            data = fabricate_images([40] * 4, seed=i)
+            if name == "signal":  # class c: pixels in [60c, 60c + 15]
+                data.images[:] = data.images // 16 + 60 * data.labels[:, None, None, None]
+            splits[split] = data
+        save_prepared(tmp_path / name, splits)
+        stages.evaluate.run(params, data=str(tmp_path / name), synthetic=str(tmp_path / "none"),
+                            metrics=str(tmp_path / f"{name}.json"),
+                            plots=str(tmp_path / f"{name}_plots"), report=str(tmp_path / f"{name}.md"))
+        report = (tmp_path / f"{name}.md").read_text()
+        assert ("**Every variant is near chance**" in report) == (name == "noise"), name

@@ -199,3 +199,21 @@ def test_a_judge_near_chance_is_warned_about(tmp_path, capsys):
                          metrics=str(tmp_path / f"{name}.json"))
         warned = "WARNING: val balanced accuracy" in capsys.readouterr().out
         assert warned == (name == "noise"), name
+
+
+def test_the_judge_ratio_compares_balanced_with_balanced(monkeypatch):
+    """Samples come in the train split's class proportions (102 / 41 / 10), the judge's val
+    score is balanced accuracy: a judge that says "horse" to everything scores 1/3 on both, so
+    the ratio is 1, not 0.065 / 0.333 (which failed every checkpoint, real images too)."""
+    from augment import fidelity, guards
+    from conftest import fabricate_images
+
+    real = fabricate_images([102, 41, 10])
+    horse = np.tile([0.0, 0.0, 1.0], (len(real.labels), 1))
+    features = np.random.default_rng(0).normal(size=(len(real.labels), 4))
+    monkeypatch.setattr(fidelity, "judge_outputs", lambda judge, images: (features, horse))
+    report = fidelity_report(None, real, real.images, real.labels)
+    assert report["judge_accuracy"] == pytest.approx(10 / 153, abs=1e-4)
+    assert report["judge_balanced_accuracy"] == pytest.approx(1 / 3, abs=1e-4)
+    verdict = guards.check(report, judge_val_accuracy=1 / 3, min_judge_ratio=0.5, min_diversity=0)
+    assert verdict["passed"] and verdict["judge_ratio"] == pytest.approx(1.0, abs=1e-3)

@@ -46,9 +46,12 @@ def run(params: Mapping, *, data: str = "data/prepared", synthetic: str = "data/
     if any("classic" in variant_parts(v) for v in cfg.variants) and cfg.classic != "auto":
         summary["classic_policy"] = cfg.classic or policy_for(train.images.shape[1])
     summary["chosen_on_val"] = chosen
+    warnings = _generator_warning(Path(synthetic)) if fake is not None else []
+    if warning := _chance_warning(summary, len(train.classes)):
+        warnings.append(warning)
+        log("evaluate", f"WARNING: {warning.replace('**', '')}")
     write_evaluation_plots(Path(plots), table, summary, train.classes)
-    _write_report(Path(report), Path(plots), summary, train, fake,
-                  warnings=_generator_warning(Path(synthetic)) if fake is not None else [])
+    _write_report(Path(report), Path(plots), summary, train, fake, warnings=warnings)
     write_json(metrics, metrics_json(summary))
     for variant, m in summary["variants"].items():
         log("evaluate", f"{variant:>24}: bal-acc {m['balanced_accuracy']['mean']:.4f}  "
@@ -100,6 +103,17 @@ def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fak
         tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures,
                                        notes=[*warnings, *_settings_notes(summary),
                                               *synthetic_only_notes(summary, train, fake)]))
+
+
+def _chance_warning(summary: dict, num_classes: int) -> str | None:
+    """When even the best variant is near chance, no comparison below means much."""
+    best = max(m["balanced_accuracy"]["mean"] for m in summary["variants"].values())
+    if not D.near_chance(best, num_classes):
+        return None
+    return (f"**Every variant is near chance** (the best balanced accuracy {best:.3f}; chance "
+            f"{1 / num_classes:.3f} for {num_classes} classes): the classifiers learned too little "
+            "from these data at these settings for the differences, the verdict or the "
+            "recommendation to mean much. Raise evaluate.epochs, or add images.")
 
 
 def _settings_notes(summary: dict) -> list[str]:

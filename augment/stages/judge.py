@@ -10,9 +10,6 @@ from ..config import stage_config
 from ..io import log, write_json
 from ..judge import save_judge, train_judge
 
-# a judge less than this share of the way from chance to perfect is warned about
-NEAR_CHANCE = 0.25
-
 
 def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/judge.pt",
         metrics: str = "metrics/judge.json") -> dict:
@@ -21,11 +18,11 @@ def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/judg
     model, info = train_judge(splits["train"], splits["val"], seed=seed, **cfg.fit_kwargs())
     save_judge(out, model, classes=splits["train"].classes, width=cfg.width, info=info)
     write_json(metrics, info)
-    accuracy, chance = info["val_balanced_accuracy"], 1 / len(splits["train"].classes)
+    accuracy, k = info["val_balanced_accuracy"], len(splits["train"].classes)
     log("judge", f"val balanced accuracy {accuracy:.4f} (epoch {info['epoch']})")
-    if accuracy < chance + NEAR_CHANCE * (1 - chance):
-        log("judge", f"WARNING: val balanced accuracy {accuracy:.3f} is near chance ({chance:.3f} "
-                     "for this many classes): the train stage's FID, checkpoint choice and "
+    if D.near_chance(accuracy, k):
+        log("judge", f"WARNING: val balanced accuracy {accuracy:.3f} is near chance ({1 / k:.3f} "
+                     f"for {k} classes): the train stage's FID, checkpoint choice and "
                      "quality guards rest on this judge and say little; raise judge.epochs, "
                      "add images, or check that the labels match the images")
     return info
