@@ -166,9 +166,10 @@ def _read_folder(folder: Path) -> tuple[tuple[str, ...], np.ndarray, list[str]]:
                         or labels.max() >= len(classes)):
         raise DataError(f"{folder}/manifest.csv: labels must be whole numbers 0..{len(classes) - 1} "
                         f"(classes.json lists {len(classes)} classes); {fix}")
-    if (paths.str.strip() == "").any():
+    empty = np.flatnonzero(paths.str.strip() == "")
+    if len(empty):
         raise DataError(f"{folder}/manifest.csv: an empty path on line(s) "
-                        f"{', '.join(str(i + 2) for i in np.flatnonzero(paths.str.strip() == '')[:5])}; {fix}")
+                        f"{', '.join(str(i + 2) for i in empty[:5])}; {fix}")
     return tuple(classes), labels.to_numpy(dtype=np.int64), paths.tolist()
 
 

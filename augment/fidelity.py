@@ -65,7 +65,8 @@ def fidelity_report(judge: nn.Module, real: ImageSet, fake_images: np.ndarray,
 
 
 def _balanced(predicted: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over the classes drawn of the share labelled as intended: the judge's val score is
+    """Mean over the classes drawn of the share labelled as intended (sklearn's
+    balanced_accuracy_score, without its import in the train stage): the judge's val score is
     balanced accuracy, and samples come in the train split's class proportions."""
     hits = [(predicted[labels == c] == c).mean() for c in np.unique(labels)]
     return round(float(np.mean(hits)), 4) if hits else 0.0

@@ -20,8 +20,7 @@ from __future__ import annotations
 def check(report: dict, *, judge_val_accuracy: float, min_judge_ratio: float,
           min_diversity: float) -> dict:
     """``{"passed": bool, "judge_ratio": float, "reasons": [str]}`` for one checkpoint's report."""
-    # reports written before the balanced score existed (a resumed run) keep the plain one
-    accuracy = report.get("judge_balanced_accuracy", report["judge_accuracy"])
+    accuracy = report["judge_balanced_accuracy"]
     ratio = accuracy / max(judge_val_accuracy, 1e-12)
     reasons = []
     if ratio < min_judge_ratio:

@@ -103,7 +103,8 @@ def scripted_quality(fids):
     ``fids`` (domain FID), one per checkpoint; every other score passes the guards."""
     scores = iter(fids)
     return lambda *args, **kwargs: (lambda generator: {
-        "fid": next(scores), "judge_accuracy": 1.0, "diversity_min": 1.0, "diversity": {},
+        "fid": next(scores), "judge_accuracy": 1.0, "judge_balanced_accuracy": 1.0,
+        "diversity_min": 1.0, "diversity": {},
         "fid_class_mean": 0.0}, 1.0)
 
 
