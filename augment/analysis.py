@@ -213,7 +213,7 @@ def _steps_sentence(steps: dict[str, int]) -> str:
 def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str],
                     figures: dict[str, str], notes: list[str] = ()) -> str:
     """``reports/evaluate.md``: verdict, table with CIs and paired differences, ``notes``
-    (caveats, one paragraph each), figures."""
+    (caveats, one paragraph each), figures (``{caption: path}``)."""
     lines = ["# Does augmentation help? Evaluation report", "", f"**{summary['verdict']}**", "",
              f"Train images per class: {', '.join(f'{c} {n}' for c, n in counts.items())}. "
              f"Minority classes (bottom 30 % by count): {', '.join(minority)}. "
@@ -238,8 +238,9 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
                      f"{_cell(scores['minority_recall'])} | {_cell(deltas[0])} | {_cell(deltas[1])} |")
     lines += ["", *_tau_lines(summary["tau"])]
     lines += [line for note in notes for line in (note, "")]
-    lines += [f"![{title}]({path})" for title, path in figures.items()]
-    return "\n".join(lines) + "\n"
+    lines += [line for title, path in figures.items() for line in (f"*{title}*", "",
+                                                                   f"![{title}]({path})", "")]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _tau_lines(taus: dict[str, list[float]]) -> list[str]:

@@ -10,6 +10,7 @@ Anything that would change the classes or read outside the data root is an error
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -45,8 +46,8 @@ BACKGROUND = (255, 255, 255)
 
 def read_rgb(path: Path) -> torch.Tensor | str:
     """The image at ``path`` as uint8 3×H×W, or a reason string if it cannot be decoded: turned
-    upright by its EXIF orientation (as phones store photos), 16-bit samples scaled to 8 bits
-    (not clipped to white), transparency composited onto white."""
+    upright by its EXIF orientation (as phones store photos), 16-bit and float samples scaled
+    to 8 bits (not clipped to white or black), transparency composited onto white."""
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated file fails here, not later
@@ -57,12 +58,10 @@ def read_rgb(path: Path) -> torch.Tensor | str:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB: 16-bit grey ("I;16*": 16-bit PNGs and TIFFs) divided by 257, alpha (its own
-    band or a palette's transparency) composited onto :data:`BACKGROUND`; other modes as
-    Pillow converts them."""
-    if image.mode.startswith("I;16"):
-        wide = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(np.rint(wide / 257).astype(np.uint8)).convert("RGB")
+    """8-bit RGB: wide grey scaled (:func:`_wide_to_8bit`), alpha (its own band or a palette's
+    transparency) composited onto :data:`BACKGROUND`; other modes as Pillow converts them."""
+    if image.mode.startswith("I") or image.mode == "F":
+        return Image.fromarray(_wide_to_8bit(image)).convert("RGB")
     if image.mode == "La":  # premultiplied grey + alpha (TIFF): Pillow converts it via LA
         image = image.convert("LA")
     if "transparency" in image.info or image.mode in ("PA", "LA"):  # P, L, RGB keys
@@ -72,6 +71,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         flat.paste(image, mask=image.getchannel("A"))
         return flat
     return image.convert("RGB")
+
+
+def _wide_to_8bit(image: Image.Image) -> np.ndarray:
+    """Grey samples wider than 8 bits as 8-bit, by the range they use: 16-bit ("I;16*", or
+    32-bit "I" above 255: 16-bit PNGs and TIFFs) divided by 257; float ("F" TIFFs) in 0-1 times
+    255; up to 255 as they are (Pillow would clip the first to white and floats to black).
+    Another range is not guessed at: a ValueError (the file is listed as unreadable)."""
+    wide = np.asarray(image, dtype=np.float64)
+    limit = 255 if image.mode == "F" else 65535
+    if not (wide.size and np.isfinite(wide).all() and 0 <= wide.min() and wide.max() <= limit):
+        span = f"{wide.min():g}..{wide.max():g}" if wide.size else "none"
+        raise ValueError(f"{image.mode}-mode samples {span}, outside 0-{limit}: convert the file "
+                         "to 8-bit")
+    if image.mode == "F" and wide.max() <= 1:
+        wide = wide * 255
+    elif image.mode.startswith("I;16") or wide.max() > 255:
+        wide = wide / 257
+    return np.rint(wide).astype(np.uint8)
 
 
 def decode_all(items: Sequence[tuple[Path, int]], classes: tuple[str, ...], *,
@@ -167,8 +184,8 @@ def load_split_folder(root: str | Path, *, image_size: int | None = None,
         raise DataError(f"{root}: no train folder; the split layout is root/train/<class>/<image> "
                         "(+ root/test/…, root/val/…); read root/<class>/<image> with load_folder")
     found = {split: _split_classes(folder) for split, folder in folders.items()}
-    class_list = _fixed_classes(sorted(set().union(*found.values())), classes,
-                                what=f"class folder(s) in {root}")
+    names = {_key(n): n for split in reversed(folders) for n in found[split]}  # train's spelling
+    class_list = _fixed_classes(sorted(names.values()), classes, what=f"class folder(s) in {root}")
     _check_same_classes(folders, found, class_list)
     items, split_of, skipped = [], [], []
     for split, folder in folders.items():
@@ -233,6 +250,12 @@ def class_folders(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
+def _key(name) -> str:
+    """A class name as names are compared: NFC, so that a folder named on a Mac (é stored as e +
+    accent, NFD) is the class its name shows, as typed in prepare.classes or a CSV (NFC)."""
+    return unicodedata.normalize("NFC", str(name))
+
+
 def _split_classes(folder: Path) -> list[str]:
     """The class folders of one split folder; none is an error."""
     found = class_folders(folder)
@@ -252,9 +275,10 @@ def _check_same_classes(folders: dict[str, Path], found: dict[str, list[str]],
                         class_list: Sequence[str]) -> None:
     """Every split has a folder for every class (a class missing from test cannot be scored)."""
     gaps = []
+    keys = {s: {_key(n) for n in names} for s, names in found.items()}
     for name in class_list:
-        have = [folders[s].name for s in folders if name in found[s]]
-        lack = [folders[s].name for s in folders if name not in found[s]]
+        have = [folders[s].name for s in folders if _key(name) in keys[s]]
+        lack = [folders[s].name for s in folders if _key(name) not in keys[s]]
         if lack:
             gaps.append(f"{name} (in {', '.join(have) or 'no split'}; not in {', '.join(lack)})")
     if gaps:
@@ -291,8 +315,9 @@ def _image_files(folder: Path, class_list: Sequence[str], *, base: Path,
                             f"(extensions: {' '.join(IMG_EXTENSIONS)})"})
         return ok
 
-    items = make_dataset(folder, {c: i for i, c in enumerate(class_list)},
-                         is_valid_file=is_image, allow_empty=True)
+    index = {_key(c): i for i, c in enumerate(class_list)}
+    on_disk = {d: index[_key(d)] for d in class_folders(folder) if _key(d) in index}
+    items = make_dataset(folder, on_disk, is_valid_file=is_image, allow_empty=True)
     if not items and split is not None:
         raise _empty_split(folder)
     present = {label for _, label in items}
@@ -318,10 +343,12 @@ def _check_each_file_once(items: Sequence[tuple[Path, int]], base: Path) -> None
 
 
 def _fixed_classes(found: Sequence[str], fixed: Sequence[str] | None, *, what: str) -> list[str]:
-    """The class list: ``fixed`` if given (then every found class must be in it), else found."""
-    if fixed is None:
-        return sorted(found)
-    extra = sorted(set(found) - set(fixed))
+    """The class list: ``fixed`` if given (then every found class must be in it, by
+    :func:`_key`), else found."""
+    if fixed is None:  # one class per name as it shows (its first spelling on disk)
+        return sorted({_key(c): str(c) for c in reversed(list(found))}.values())
+    known = {_key(c) for c in fixed}
+    extra = sorted({str(c) for c in found if _key(c) not in known})
     if extra:
         raise DataError(f"{what} not in prepare.classes: {', '.join(map(str, extra))}; add "
                         "them to prepare.classes or remove them from the data")
@@ -353,12 +380,12 @@ def load_csv(manifest: str | Path, *, path_column: str = "path", label_column: s
     root = manifest.parent.resolve()
     class_list = _fixed_classes(table[label_column].unique(), classes,
                                 what=f"label(s) in {manifest}")
-    index = {c: i for i, c in enumerate(class_list)}
+    index = {_key(c): i for i, c in enumerate(class_list)}
     items, skipped = [], []
     for rel, label in zip(table[path_column], table[label_column]):
         path = root / rel
         if path.is_file():
-            items.append((path, index[label]))
+            items.append((path, index[_key(label)]))
         else:
             skipped.append({"path": rel, "reason": "file listed in the manifest does not exist"})
     if not skipped and not items:

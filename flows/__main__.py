@@ -51,7 +51,12 @@ def run_flow(args) -> None:
 
 
 def run_cli(argv: list[str]) -> int:
-    """``python -m flows <argv>`` in this process."""
+    """``python -m flows <argv>`` in this process.
+
+    Prefect's server analytics are off unless set: a stage's own temporary server (plain ``dvc
+    repro``) would otherwise send telemetry heartbeats, which found its database locked by the
+    flow run and logged their traceback amid the stage's output (and need internet anyway)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if argv and argv[0] == "repro":
         return repro(argv[1:])
     if argv and argv[0] in COMMANDS:

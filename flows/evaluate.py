@@ -20,6 +20,7 @@ from augment.config import EvaluateConfig, load_params, stage_config
 from augment.errors import ConfigError
 from augment.evaluate import evaluate_variant
 from augment.stages import evaluate as evaluate_stage
+from flows import fails_cleanly
 
 
 # The inputs hold whole image arrays: hashing them for a cache key would cost more than it saves.
@@ -85,6 +86,7 @@ def cluster_config(cfg: EvaluateConfig):
 
 
 @flow(name="augment-evaluate", log_prints=True, validate_parameters=False)
+@fails_cleanly
 def _evaluate(params: dict, paths: dict) -> dict:
     return evaluate_stage.run(params, runner=_prefect_runner, **paths)
 

@@ -9,10 +9,12 @@ import importlib
 from prefect import flow
 
 from augment.config import load_params
+from flows import fails_cleanly
 
 
 def _stage_flow(stage: str):
     @flow(name=f"augment-{stage}", log_prints=True, validate_parameters=False)
+    @fails_cleanly
     def run(params_path: str = "params.yaml", **paths) -> dict:
         module = importlib.import_module(f"augment.stages.{stage}")
         return module.run(load_params(params_path), **paths)

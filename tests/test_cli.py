@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -61,6 +62,21 @@ def test_flow_entry_point_rejects_unknown_key_before_prefect(tmp_path, params):
     assert "prepare: unknown key(s) sauce; allowed keys are: source" in proc.stderr
     assert proc.stderr.startswith("python -m flows prepare: error:")
     assert "Traceback" not in proc.stderr and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("stage", ["judge", "evaluate"])
+def test_flow_stage_error_is_one_line_without_traceback(tmp_path, params, prefect_api, stage):
+    """A user-fixable error inside a stage's flow (what ``dvc repro`` runs): exit 2, the message
+    once on the last line, no traceback (Prefect logged its own, with our frames, before)."""
+    proc = subprocess.run([sys.executable, "-m", "flows", stage, "--params",
+                           _write(tmp_path, params), "--data", str(tmp_path / "none")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env={
+                              **os.environ, "PYTHONPATH": str(ROOT), "PREFECT_LOGGING_LEVEL": "INFO"})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert lines[-1].startswith(f"python -m flows {stage}: error: ") and "prepare" in lines[-1]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert f"Failed(\"DataError: {tmp_path / 'none'}" in proc.stderr  # the run's state says why
 
 
 def test_train_before_judge_names_the_stage_to_run(tmp_path, params, prepared, capsys):

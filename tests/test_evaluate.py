@@ -337,6 +337,22 @@ def test_report_flags_a_synthetic_only_variant_without_every_class():
     assert synthetic_only_notes({"variants": {"real+synthetic": {}}}, train, top_up) == []
 
 
+def test_the_sample_grid_caption_names_its_rows_and_the_blank_ones():
+    """The grid has no labels of its own: the report's caption names the rows, top to bottom,
+    and a class with no synthetic sample (its right half blank)."""
+    from augment.stages.evaluate import _grid_caption
+
+    top_up = (np.zeros((3, 1, 8, 8), np.uint8), np.array([0, 0, 2]))
+    caption = _grid_caption(("c0", "c1", "c2"), top_up)
+    assert caption.startswith("Samples, one row per class from the top (c0, c1, c2)")
+    assert caption.endswith("none was drawn of c1 (blank)")
+    assert "none was drawn" not in _grid_caption(("c0", "c1", "c2"), (top_up[0], np.arange(3)))
+    report = analysis.markdown_report(
+        {"verdict": "v", "seeds": [0], "baseline": "real", "steps_per_epoch": {}, "variants": {},
+         "tau": {}}, counts={}, minority=[], figures={caption: "samples.png"})
+    assert report.endswith(f"*{caption}*\n\n![{caption}](samples.png)\n")  # shown, not alt text
+
+
 def test_stage_builds_each_variants_treatment_from_its_own_prior(tmp_path, params):
     """Through the stage: the loss part changes the fit (balanced_softmax ≠ real), logit_adjust
     at τ = 1 is balanced_softmax to the last digit, posthoc reports a τ from the grid, and each

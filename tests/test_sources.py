@@ -95,6 +95,30 @@ def test_folder_class_not_in_fixed_list(tmp_path):
     assert data.classes == ("eel", "dog", "cat")  # the user's order
 
 
+NFC_CAFE, NFD_CAFE = "caf\u00e9", "cafe\u0301"  # one name as typed (NFC), as a Mac stores it (NFD)
+
+
+def test_a_mac_named_folder_is_the_class_its_name_shows(tmp_path):
+    """macOS writes "café" as e + a combining accent (NFD); params.yaml and CSVs hold é (NFC).
+    Both are one class, named as prepare.classes spells it; the split layout's folders match
+    across splits whichever way each was written."""
+    root = make_folder(tmp_path / "imgs", classes=(NFD_CAFE, "tea"), n=3)
+    data, _, _ = load_folder(root, classes=[NFC_CAFE, "tea"])
+    assert data.classes == (NFC_CAFE, "tea") and data.counts().tolist() == [3, 3]
+    rows = [(f"imgs/{NFD_CAFE}/{i}.png", NFD_CAFE) for i in range(3)]
+    rows += [(f"imgs/tea/{i}.png", "tea") for i in range(3)]
+    for classes in ([NFC_CAFE, "tea"], None):
+        data, _, _ = load_csv(make_csv(tmp_path, rows), classes=classes)
+        assert data.counts().tolist() == [3, 3]
+    splits = tmp_path / "splits"
+    for split, name in (("train", NFD_CAFE), ("test", NFC_CAFE)):
+        for c in (name, "tea"):
+            for i in range(3):
+                _png(splits / split / c / f"{i}.png", seed=i)
+    loaded = load_source("folder", root=str(splits))
+    assert len(loaded.pool.classes) == 2 and loaded.test.counts().tolist() == [3, 3]
+
+
 def test_builtin_source_keeps_only_the_fixed_classes_in_their_order():
     full = load_source("digits").pool
     pair, test = load_source("digits", classes=("3", "1"))[:2]
@@ -139,6 +163,22 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
     assert Image.open(tmp_path / "d" / "a" / "0.png").mode.startswith("I")
     data, _, _ = load_folder(tmp_path / "d")
     assert np.array_equal(data.images[0, 0], np.arange(256).reshape(16, 16))  # v·257 → v
+
+
+@pytest.mark.parametrize("mode,samples,scale", [("F", np.float32, 1 / 255),  # 0-1 floats
+                                                 ("F", np.float32, 1),  # 0-255 floats
+                                                 ("I", np.int32, 257)])  # 32-bit int, 16-bit range
+def test_float_and_wide_tiffs_are_scaled_by_their_range(tmp_path, mode, samples, scale):
+    ramp = np.arange(256, dtype=np.float64).reshape(16, 16)
+    Image.fromarray((ramp * scale).astype(samples), mode=mode).save(tmp_path / "x.tif")
+    assert Image.open(tmp_path / "x.tif").mode == mode
+    assert np.array_equal(read_rgb(tmp_path / "x.tif")[0].numpy(), ramp)
+
+
+def test_float_tiff_of_an_unknown_range_is_listed_not_guessed(tmp_path):
+    Image.fromarray(np.full((4, 4), -3.5, np.float32), mode="F").save(tmp_path / "x.tif")
+    assert read_rgb(tmp_path / "x.tif").startswith("unreadable image (ValueError: F-mode "
+                                                   "samples -3.5..-3.5, outside 0-255")
 
 
 def test_exif_orientation_turns_the_photo_upright(tmp_path):
@@ -353,6 +393,17 @@ def test_prepare_uses_the_given_splits_and_tails_train_only(tmp_path, params, va
     assert out["train"].counts().tolist() == [20, 10, 5] and _levels(out["train"]) == (0, 19)
     assert out["val"].counts().tolist() == [3, 3, 3] and _levels(out["val"]) == (100, 102)
     assert out["test"].counts().tolist() == [4, 4, 4] and _levels(out["test"]) == (200, 203)
+
+
+def test_held_out_splits_with_few_images_of_a_class_are_warned_of(tmp_path, params, capsys):
+    root = make_splits(tmp_path / "imgs", {"train": 12, "val": 5, "test": 5})
+    _prepare(params, tmp_path, root)
+    assert "WARNING" not in capsys.readouterr().out
+    for i in (2, 3, 4):
+        (root / "test" / "dog" / f"{i}.png").unlink()
+    _prepare(params, tmp_path, root)
+    warned = [line for line in capsys.readouterr().out.splitlines() if "WARNING" in line]
+    assert len(warned) == 1 and "test split holds under 5 images of dog (2):" in warned[0]
 
 
 def test_prepare_carves_val_from_train_when_absent(tmp_path, params, capsys):

@@ -5,7 +5,8 @@ import torch
 from PIL import Image
 
 import augment
-from augment.errors import CheckpointError, DataError
+from augment import stages
+from augment.errors import CheckpointError, ConfigError, DataError
 from augment.models import build_generator
 from augment.synthesis import safe_name, write_synthetic
 
@@ -106,3 +107,18 @@ def test_nothing_to_synthesize_writes_an_empty_but_valid_output(tmp_path):
     assert manifest.empty and (tmp_path / "syn" / "manifest.csv").read_text().strip() == \
         "path,label,class_name,source"
     assert augment.load_synthetic(tmp_path / "syn")[0].shape == (0, 1, 8, 8)
+
+
+def test_a_draw_too_big_for_the_machine_is_refused_before_drawing(prepared, checkpoint, judge,
+                                                                   params, tmp_path):
+    """synthesize.multiple 1e9 (meant as 1.0): billions of samples; the stage says what they
+    would need against what the machine has, and writes nothing (it would have filled the
+    memory or the disk first)."""
+    params["synthesize"]["multiple"] = 1e9
+    kw = dict(data=str(prepared), model=str(checkpoint), judge=str(judge),
+              out=str(tmp_path / "syn"), metrics=str(tmp_path / "syn.json"))
+    with pytest.raises(ConfigError, match=r"synthesize: [\d,]+ samples of 1×8×8 need about "
+                                          r"[\d,.]+ GB on disk \([\d,.]+ GB free in .*lower "
+                                          r"synthesize.multiple"):
+        stages.synthesize.run(params, **kw)
+    assert not (tmp_path / "syn").exists() and not (tmp_path / "syn.json").exists()

@@ -96,13 +96,24 @@ def _write_report(path: Path, plots: Path, summary: dict, train: D.ImageSet, fak
     rel = lambda p: os.path.relpath(p, path.parent)  # noqa: E731 - links relative to the report
     figures = {"balanced accuracy and minority recall, 95 % CI": rel(plots / "balanced_accuracy.png"),
                "per-class recall": rel(plots / "per_class_recall.png"),
-               "samples per class: real train (left), synthetic (right)": grid.name}
+               _grid_caption(train.classes, fake): grid.name}
     counts = dict(zip(train.classes, train.counts().tolist()))
     minority = [train.classes[i] for i in D.minority_classes(train.counts())]
     with atomic_path(path) as tmp:
         tmp.write_text(markdown_report(summary, counts=counts, minority=minority, figures=figures,
                                        notes=[*warnings, *_settings_notes(summary),
                                               *synthetic_only_notes(summary, train, fake)]))
+
+
+def _grid_caption(classes: tuple[str, ...], fake) -> str:
+    """What the sample grid's rows are (it has no labels of its own) and which are blank."""
+    rows = (", ".join(classes) if len(classes) <= 20 else "in the order of classes.json")
+    caption = f"Samples, one row per class from the top ({rows}): real train images left"
+    if fake is None:
+        return caption
+    none = [name for c, name in enumerate(classes) if not (fake[1] == c).any()]
+    blank = f"; none was drawn of {', '.join(none)} (blank)" if none else ""
+    return f"{caption}, synthetic right{blank}"
 
 
 def _chance_warning(summary: dict, num_classes: int) -> str | None:

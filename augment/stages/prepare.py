@@ -37,6 +37,7 @@ def run(params: Mapping, *, out: str = "data/prepared",
     splits = {"train": train, "val": val, "test": test}
     origin = {name: "carved" if part is None else "given"
               for name, part in (("val", loaded.val), ("test", loaded.test))}
+    _warn_thin(splits)
     D.save_prepared(out, splits, skipped=loaded.skipped)
     counts = train.counts()
     summary = {"skipped_files": len(loaded.skipped),
@@ -71,3 +72,22 @@ def _warn_loaded(skipped: list, stats: dict, *, image_size: int | None, out: str
     if stats.get("upscaled"):
         log("prepare", f"WARNING: {stats['upscaled']} image(s) smaller than image_size "
                        f"{image_size} were upscaled")
+
+
+# Held-out images of a class below which its recall moves in steps of 1/4 or coarser.
+FEW_HELD_OUT = 5
+
+
+def _warn_thin(splits: dict) -> None:
+    """Warn of a val or test split with under :data:`FEW_HELD_OUT` images of a class: its
+    recall, and with it the balanced accuracy, the reported differences and val's choices, rest
+    on those few images."""
+    for name in ("val", "test"):
+        counts = splits[name].counts()
+        thin = [f"{c} ({n})" for c, n in zip(splits[name].classes, counts) if n < FEW_HELD_OUT]
+        if thin:
+            log("prepare", f"WARNING: the {name} split holds under {FEW_HELD_OUT} images of "
+                           f"{', '.join(thin)}: one image moves such a class's recall by 1/n, so "
+                           "the scores measured there are noisy; add images of those classes "
+                           f"or give the {name} split a larger share (prepare.{name}_fraction, "
+                           f"or more images in its {name}/ folder)")

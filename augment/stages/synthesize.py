@@ -4,12 +4,16 @@ with ``synthesize.accept_failed_gan``)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Mapping
+
+import numpy as np
 
 from .. import data as D
 from ..checkpoint import kept_generator, load_checkpoint
 from ..config import stage_config
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import log, write_json
 from ..judge import confidence_filter, load_judge
 from ..runtime import resolve_device
@@ -35,6 +39,7 @@ def run(params: Mapping, *, data: str = "data/prepared", model: str = "models/ga
     if cfg.minority_only:
         minority = D.minority_classes(real.counts())
         counts = {c: n if c in minority else 0 for c, n in counts.items()}
+    check_room(out, sum(counts.values()), real.images.shape[1:])
     keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device)
     images, labels = synthesize(generator, counts, batch_size=cfg.batch_size, seed=seed,
                                 device=cfg.device, amp=cfg.amp, keep=keep,
@@ -78,3 +83,35 @@ def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], devic
         return ok
 
     return keep, tally
+
+
+def check_room(out: str, total: int, shape: tuple[int, ...]) -> None:
+    """Before drawing: the samples are held in memory, then written as PNGs (a file-system
+    block or more each) and as one .npy; a count that cannot fit (a multiple of 1,000 meant as
+    1.0) is refused now, not after the memory or the disk runs out."""
+    size = int(np.prod(shape))
+    memory, disk = total * size, total * (size + max(size, 4096))
+    where = next(p for p in Path(out).absolute().parents if p.exists())
+    free, available = shutil.disk_usage(where).free, _available_memory()
+    short = ([f"{_gb(disk)} on disk ({_gb(free)} free in {where})"] if disk > free else []) + (
+        [f"{_gb(memory)} of memory ({_gb(available)} available)"]
+        if available is not None and memory > available else [])
+    if short:
+        raise ConfigError(f"synthesize: {total:,} samples of {'×'.join(map(str, shape))} need "
+                          f"about {' and '.join(short)}; lower synthesize.multiple or "
+                          "synthesize.target")
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), in bytes; None where there is none."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB"
