@@ -210,6 +210,12 @@ def _steps_sentence(steps: dict[str, int]) -> str:
             "smaller sets get fewer optimizer steps, which alone can lower their scores. ")
 
 
+def _baseline_sentence(baseline: str | None) -> str:
+    if baseline is None:
+        return "No non-GAN variant ran (evaluate.variants), so none is compared against."
+    return f"Best non-GAN baseline: `{baseline}`."
+
+
 def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str],
                     figures: dict[str, str], notes: list[str] = ()) -> str:
     """``reports/evaluate.md``: verdict, table with CIs and paired differences, ``notes``
@@ -217,7 +223,7 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
     lines = ["# Does augmentation help? Evaluation report", "", f"**{summary['verdict']}**", "",
              f"Train images per class: {', '.join(f'{c} {n}' for c, n in counts.items())}. "
              f"Minority classes (bottom 30 % by count): {', '.join(minority)}. "
-             f"Best non-GAN baseline: `{summary['baseline']}`. Paired seeds: "
+             f"{_baseline_sentence(summary['baseline'])} Paired seeds: "
              f"{', '.join(map(str, summary['seeds']))}; each run picks its epoch on val and is "
              f"scored once on test. {_steps_sentence(summary['steps_per_epoch'])}"
              f"Cells: mean [{INTERVAL}]; Δ: paired difference, t-test p. Prior max/min: the "

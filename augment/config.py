@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -444,6 +445,22 @@ def _check_range(value: Any, metadata: Mapping, key: str) -> Any:
 MAX_SEED = 2**31 - 1  # stages derive seeds from it (seed + k); torch takes 64-bit ones
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as DVC reads params.yaml (YAML 1.2 numbers): ``2e-4`` and ``1.0e4`` are floats, where
+    PyYAML's YAML 1.1 rules would read them as strings (a float needs a dot and a signed
+    exponent there), and ``dvc params diff`` would disagree with the stage."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def _yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 def load_params(path: str | Path = "params.yaml") -> dict:
     """Read ``params.yaml``; reject unknown top-level sections and a non-integer seed."""
     path = Path(path)
@@ -451,7 +468,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ConfigError(f"{path}: parameters file not found; pass --params PATH or create it "
                           "(see the README for every key)")
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        params = _yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     except UnicodeDecodeError as err:
@@ -487,5 +504,5 @@ def override(params: Mapping, assignments: list[str]) -> dict:
         node = params
         for name in parents:
             node = node.setdefault(name, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = _yaml(value)
     return params

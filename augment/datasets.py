@@ -29,9 +29,9 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from .checkpoint import load_generator
 from .errors import DataError
-from .runtime import to_uint8
+from .runtime import resolve_device, to_uint8
 from .sampling import MixedSampler
-from .synthesis import _labels, class_counts
+from .synthesis import MAX_SEED, _labels, check_whole, class_counts
 
 
 CHUNK = 16  # generator batch: fixed, so an item's bytes do not depend on its batch-mates
@@ -54,7 +54,10 @@ class SyntheticDataset(Dataset):
     other noise than the synthesize stage (per item, not one stream), and no judge filter
     applies.
     ``class_to_idx``: relabel to your real set's classes (e.g. ``ImageFolder.class_to_idx``);
-    every synthetic class must be among them.
+    every synthetic class must be among them, and ``counts`` keyed by index are read in its
+    order (as :func:`augment.balance_counts` of the real labels gives them). Counts by index
+    without it are the checkpoint's class order: :func:`mix` refuses them for a real set that
+    orders its classes otherwise, rather than fill other classes than those you counted.
     Attributes as torchvision's: ``classes``, ``class_to_idx``, ``targets``; ``is_synthetic``
     (one flag per item, all True) for :func:`mix`.
     """
@@ -64,9 +67,12 @@ class SyntheticDataset(Dataset):
                  target_transform: Callable | None = None,
                  class_to_idx: Mapping[str, int] | None = None, device: str = "cpu",
                  accept_failed: bool = False):
+        if class_to_idx is not None and not isinstance(class_to_idx, Mapping):
+            raise DataError(f"class_to_idx: got {type(class_to_idx).__name__}; expected "
+                            "{class name: index}, e.g. your ImageFolder's class_to_idx")
         source = Path(source)
         self.transform, self.target_transform = transform, target_transform
-        self.source, self.seed = source, seed
+        self.source, self.seed = source, check_whole("seed", seed, 0, MAX_SEED)
         self.generator = None
         if not source.exists():
             raise DataError(f"{source}: not found; give the synthesize stage's folder "
@@ -78,10 +84,15 @@ class SyntheticDataset(Dataset):
                                 "checkpoint only; drop counts (or pass the checkpoint)")
             classes, labels, self.paths = _read_folder(source)
         else:
+            device = resolve_device(device)
             self.generator, classes = load_generator(source, device, accept_failed=accept_failed)
+            counts = _counts_by_name(counts, class_to_idx)
             labels, self.paths = _checkpoint_labels(self.generator, classes, counts, source), None
-            self.device = torch.device(device)
+            self.device = device
         self._source_labels = torch.tensor(labels)  # the generator's own class indices
+        # counts keyed by the checkpoint's class indices: they mean other classes under another order
+        self._by_checkpoint_index = isinstance(counts, Mapping) and any(
+            isinstance(k, numbers.Integral) for k in counts)
         self.classes, self.class_to_idx = tuple(classes), {c: i for i, c in enumerate(classes)}
         self.targets = labels.tolist()
         self.is_synthetic = np.ones(len(labels), dtype=bool)
@@ -122,8 +133,9 @@ class SyntheticDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """Items for ``indices`` (a DataLoader fetches a whole batch through this)."""
         indices = [int(i) for i in indices]
-        if any(not 0 <= i < len(self) for i in indices):
+        if any(not -len(self) <= i < len(self) for i in indices):
             raise IndexError(f"index out of range for {len(self)} synthetic samples")
+        indices = [i % len(self) for i in indices]  # -1: the last, as a list's
         images = (self._draw(indices) if self.generator is not None
                   else [_read_png(self.source / self.paths[i]) for i in indices])
         return [self._item(image, self.targets[i]) for image, i in zip(images, indices)]
@@ -182,6 +194,25 @@ def _read_png(path: Path) -> torch.Tensor:
         raise DataError(f"{path}: a sample listed in manifest.csv cannot be read "
                         f"({err.__class__.__name__}); re-run the synthesize stage") from None
     return torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
+
+
+def _counts_by_name(counts, class_to_idx: Mapping[str, int] | None):
+    """``counts`` keyed by index read in ``class_to_idx``'s order (the real set's), as names."""
+    if class_to_idx is None or not isinstance(counts, Mapping):
+        return counts
+    name_of = {i: c for c, i in class_to_idx.items()}
+    named = {}
+    for key, n in counts.items():
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+            if int(key) not in name_of:
+                raise DataError(f"counts: class index {key} is not in class_to_idx (indices "
+                                f"{min(name_of, default=0)}..{max(name_of, default=-1)})")
+            key = name_of[int(key)]
+        if key in named:
+            raise DataError(f"counts: class {key!r} given twice (by index and by name); give "
+                            "each class once")
+        named[key] = n
+    return named
 
 
 def _checkpoint_labels(generator, classes, counts, source) -> np.ndarray:
@@ -272,6 +303,13 @@ def _aligned(real: Dataset, synthetic: Dataset) -> Dataset:
     if want is None or have is None or dict(want) == dict(have):
         return synthetic
     if isinstance(synthetic, SyntheticDataset):
+        if synthetic._by_checkpoint_index:
+            raise DataError(
+                f"the synthetic set's counts are keyed by class index in the checkpoint's order "
+                f"{list(synthetic.classes)}, but the real set orders its classes "
+                f"{sorted(want, key=want.get)}: an index names another class in each. Pass "
+                "class_to_idx=real.class_to_idx to SyntheticDataset (its indices are then the "
+                "real set's, as balance_counts(real.targets) gives them), or key counts by name")
         return synthetic.relabelled(want)
     raise DataError(f"the synthetic set's classes {have} differ from the real set's {want}; "
                     "relabel it (augment.SyntheticDataset(..., class_to_idx=real.class_to_idx))")
@@ -281,7 +319,13 @@ def _check_shapes(real: Dataset, synthetic: Dataset) -> None:
     """One item of each: images of other sizes or channels cannot share a batch."""
     if len(real) == 0 or len(synthetic) == 0:
         return
-    shapes = [_shape(d[0][0]) for d in (real, synthetic)]
+    images = [d[0][0] for d in (real, synthetic)]
+    kinds = [_kind(image) for image in images]
+    if kinds[0] != kinds[1]:  # uint8 0-255 beside float 0-1 would train on both, unnoticed
+        raise DataError(f"real images come as {kinds[0]} but synthetic ones as {kinds[1]}: give "
+                        "the synthetic set the real set's transform (SyntheticDataset(..., "
+                        "transform=...)) so that both come as one type and value range")
+    shapes = [_shape(image) for image in images]
     if None not in shapes and shapes[0] != shapes[1]:
         grey = ("; grey synthetic images: read the real ones as grey too (ImageFolder(..., "
                 "loader=lambda f: PIL.Image.open(f).convert('L')))"
@@ -290,6 +334,14 @@ def _check_shapes(real: Dataset, synthetic: Dataset) -> None:
                         f"ones {'×'.join(map(str, shapes[1]))}: use a checkpoint trained on "
                         "this data (prepare.image_size, channels) or resize in the synthetic "
                         f"set's transform{grey}")
+
+
+def _kind(image) -> str:
+    """What an item's image is, for a batch: a PIL image, or a tensor's or array's dtype."""
+    if isinstance(image, Image.Image):
+        return "PIL images"
+    dtype = getattr(image, "dtype", None)
+    return f"{type(image).__name__} of {dtype}" if dtype is not None else type(image).__name__
 
 
 def _shape(image) -> tuple[int, ...] | None:

@@ -60,6 +60,8 @@ def fidelity_report(judge: nn.Module, real: ImageSet, fake_images: np.ndarray,
     return {"fid": round(frechet_distance(real_f, fake_f), 4),
             "fid_per_class": per_fid, "fid_class_mean": _mean(per_fid),
             "diversity": diversity, "diversity_min": min(diversity.values(), default=None),
+            # under 2 real or drawn images: no per-class FID, diversity or min_diversity guard
+            "not_measured": [name for name in real.classes if name not in per_fid],
             "judge_accuracy": round(float((fake_p.argmax(1) == fake_labels).mean()), 4),
             "judge_balanced_accuracy": _balanced(fake_p.argmax(1), fake_labels)}
 

@@ -35,7 +35,10 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``auto``/None → CUDA when present, else CPU; asking for CUDA without one is an error."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device: got {device!r}; expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' was asked for but no CUDA device is available; "
                           "use device: auto or cpu")

@@ -41,11 +41,30 @@ def class_counts(counts: Mapping[int | str, int] | int, classes: tuple[str, ...]
     bad = {k: v for k, v in counts.items() if not _whole(v) or v < 0}
     if bad:
         raise DataError(f"counts must be whole numbers >= 0, got {bad}")
-    return {_class_index(k, classes, num_classes): int(v) for k, v in counts.items()}
+    per_class: dict[int, int] = {}
+    for key, n in counts.items():
+        index = _class_index(key, classes, num_classes)
+        if index in per_class:
+            raise DataError(f"counts: class {key!r} is given twice (by index and by name); give "
+                            "each class once")
+        per_class[index] = int(n)
+    return per_class
 
 
 def _whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_whole(name: str, value, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int in [lo, hi], else a DataError naming ``name`` (a float batch size or
+    seed had failed deep inside torch)."""
+    if not _whole(value) or value < lo or (hi is not None and value > hi):
+        span = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise DataError(f"{name}: got {value!r}; expected an integer {span}")
+    return int(value)
+
+
+MAX_SEED = 2**63 - 1  # what torch's generators take
 
 
 def _class_index(key: str | int, classes: tuple[str, ...] | None, num_classes: int) -> int:
@@ -96,7 +115,10 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
     ``generator`` is a checkpoint path (its EMA generator is used) or a loaded model taking
     ``(z, y)``; ``counts`` is ``{class: n}`` (index, or name for checkpoints) or one int for
     every class. Returns ``(images uint8 N×C×H×W, labels int64 N)`` on the CPU, sorted by class.
-    The same seed gives the same images whatever ``batch_size`` is (noise is drawn up front).
+    The same seed gives the same images whatever ``batch_size`` is (noise is drawn up front, one
+    stream for the whole request: other ``counts`` give other images; :class:`augment.
+    SyntheticDataset` seeds each item instead).
+    ``device``: None draws a loaded model where it lives, a checkpoint on CUDA when present.
     ``amp``: bf16 autocast where the device runs it natively (CUDA; CPUs with AMX or
     AVX512-BF16); the images are rounded to uint8 anyway.
     ``keep(images, labels) -> bool mask`` filters samples (e.g. :func:`augment.judge.
@@ -104,14 +126,18 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
     to ``max_draws`` × the requested count per class (at least 100 draws), beyond which it
     raises :class:`DataError`.
     """
-    device = resolve_device(device)
+    check_whole("batch_size", batch_size, 1)
+    check_whole("seed", seed, 0, MAX_SEED)
     classes = None
     if isinstance(generator, (str, Path)):
+        device = resolve_device(device)
         generator, classes = load_generator(generator, device)
+    elif device is None and (weight := next(generator.parameters(), None)) is not None:
+        device = weight.device  # a loaded model draws where it lives
+    else:
+        device = resolve_device(device)
     num_classes = generator.hparams["num_classes"]
     per_class = class_counts(counts, classes, num_classes)
-    if batch_size < 1:
-        raise DataError(f"batch_size: got {batch_size}; expected an integer >= 1")
     rng = torch.Generator().manual_seed(seed)
     was_training = generator.training
     generator.eval()  # BN uses running statistics: each sample independent of its batch
@@ -162,12 +188,24 @@ def _draw_filtered(draw, per_class: dict[int, int], keep: Filter, *, max_draws: 
                             "filter_threshold, raise synthesize.max_draws or train longer")
         labels = _labels(ask)
         images = draw(labels)
-        ok = keep(images, labels)
+        ok = _mask(keep(images, labels), len(labels))
         for c, n in ask.items():
             accepted = images[(labels == c) & ok][: need[c]]
             kept[c].append(accepted)
             drawn[c], need[c] = drawn[c] + n, need[c] - len(accepted)
     return torch.cat([x for c in sorted(kept) for x in kept[c]]), _labels(per_class)
+
+
+def _mask(ok, n: int) -> torch.Tensor:
+    """``keep``'s answer as a bool mask of ``n``; anything else is an error (an integer 0/1
+    tensor would index images 0 and 1 instead of masking)."""
+    ok = torch.as_tensor(ok) if isinstance(ok, (torch.Tensor, np.ndarray, list)) else ok
+    if not isinstance(ok, torch.Tensor) or ok.dtype != torch.bool or ok.shape != (n,):
+        got = (f"{ok.dtype} of shape {tuple(ok.shape)}" if isinstance(ok, torch.Tensor)
+               else type(ok).__name__)
+        raise DataError(f"keep(images, labels) must return a bool mask of shape ({n},), one "
+                        f"flag per image; got {got} (e.g. return scores >= threshold)")
+    return ok.cpu()
 
 
 def sample_grid(generator: nn.Module, *, num_classes: int, per_class: int = 8, seed: int = 0,

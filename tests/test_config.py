@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from augment.config import (STAGE_CONFIGS, ClassifierConfig, EvaluateConfig, PrepareConfig,
-                            SynthesizeConfig, TrainConfig, from_dict, load_params, stage_config)
+                            SynthesizeConfig, TrainConfig, from_dict, load_params, override,
+                            stage_config)
 from augment.errors import ConfigError
 from conftest import ROOT
 
@@ -170,3 +171,15 @@ def test_params_file_not_utf8_or_seed_out_of_range(tmp_path):
     path.write_text(f"seed: {2**64}\n")
     with pytest.raises(ConfigError, match=r"seed: got \d+; expected an integer in \[0, 2147483647\]"):
         load_params(path)
+
+
+def test_exponents_without_a_dot_are_numbers_as_dvc_reads_them(tmp_path):
+    """`lr_g: 2e-4` typed by hand: PyYAML's YAML 1.1 reads a string (and the stage refused it),
+    DVC's YAML 1.2 a float (`dvc params diff` shows 0.0002); the stage now reads what DVC does,
+    in the file and in an override."""
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr_g: 2e-4\n  lr_d: 1.0e-3\n  ema_decay: 999e-3\n")
+    train = stage_config(load_params(path), "train")
+    assert (train.lr_g, train.lr_d, train.ema_decay) == (2e-4, 1e-3, 0.999)
+    assert override({}, ["train.lr_g=3e-4"])["train"]["lr_g"] == 3e-4
+    assert yaml.safe_load("2e-4") == "2e-4"  # PyYAML's own loader is left as it is

@@ -112,6 +112,40 @@ def test_relabelling_follows_the_real_sets_classes_and_keeps_the_images(checkpoi
     assert ds.relabelled(mapping).targets == moved.targets and ds.targets == [1, 1, 2, 2]
 
 
+def test_counts_by_index_are_read_in_the_real_sets_order_or_refused(checkpoint):
+    """balance_counts(real.targets) keys counts by the real set's indices. Given class_to_idx,
+    the synthetic set reads them so; without it they are the checkpoint's indices, which name
+    other classes when the orders differ: mix refuses them (it had filled the wrong classes)."""
+    names = [str(c) for c in range(10)][::-1]  # the real set indexes classes in reverse
+    mapping = {c: i for i, c in enumerate(names)}
+    right = SyntheticDataset(checkpoint, counts={1: 2, 3: 1}, class_to_idx=mapping)
+    assert right.targets == [3, 1, 1]  # real index 1 is class "8", 3 is "6"
+    by_name = SyntheticDataset(checkpoint, counts={"8": 2, "6": 1})
+    assert torch.equal(stacked(right[i] for i in range(3))[0],
+                       stacked(by_name[i] for i in range(3))[0])
+    with pytest.raises(DataError, match=r"keyed by class index in the checkpoint's order .* "
+                                        r"Pass class_to_idx=real.class_to_idx"):
+        mix(ImageFolderLike(mapping), SyntheticDataset(checkpoint, counts={1: 2}))
+    same_order = {str(c): c for c in range(10)}
+    assert len(mix(ImageFolderLike(same_order), SyntheticDataset(checkpoint, counts={1: 2}))[0]) == 2
+    with pytest.raises(DataError, match=r"class '8' given twice"):
+        SyntheticDataset(checkpoint, counts={1: 2, "8": 1}, class_to_idx=mapping)
+
+
+def test_mix_refuses_real_and_synthetic_images_of_other_types(folder):
+    """Real images through ToDtype(float32, scale=True), synthetic ones as drawn (uint8 0-255):
+    a batch would hold both ranges; with DataLoader workers, a TypeError inside a worker."""
+    real = TensorDataset(torch.rand(4, 1, 8, 8), torch.zeros(4).long())
+    real.targets = [0] * 4
+    with pytest.raises(DataError, match=r"real images come as Tensor of torch.float32 but "
+                                        r"synthetic ones as Tensor of torch.uint8: give the "
+                                        r"synthetic set the real set's transform"):
+        mix(real, SyntheticDataset(folder))
+    tf = v2.ToDtype(torch.float32, scale=True)
+    data, _ = mix(real, SyntheticDataset(folder, transform=tf))
+    assert data[len(real)][0].dtype == torch.float32 and data[len(real)][0].max() <= 1
+
+
 def test_a_synthetic_class_missing_from_the_real_set_is_named(folder):
     ds = SyntheticDataset(folder)
     present = sorted({ds.classes[t] for t in ds.targets})
@@ -176,6 +210,15 @@ def test_bad_sources_and_arguments_are_clear_errors(folder, checkpoint, tmp_path
         SyntheticDataset(tmp_path / "junk.pt", counts=1)
     with pytest.raises(IndexError):
         SyntheticDataset(folder)[10**6]
+    ds = SyntheticDataset(folder)
+    assert torch.equal(ds[-1][0], ds[len(ds) - 1][0])  # as a list or torchvision set indexes
+    for bad, needle in [(dict(seed=2.5), r"seed: got 2.5; expected an integer in \[0, "),
+                        (dict(seed=-1), "seed: got -1"), (dict(device="gpu"), "device: got 'gpu'"),
+                        (dict(class_to_idx=["0", "1"]), "class_to_idx: got list; expected")]:
+        with pytest.raises((DataError, ConfigError), match=needle):
+            SyntheticDataset(checkpoint, counts=1, **bad)
+    for device in ("auto", None):  # as augment.synthesize takes them
+        assert SyntheticDataset(checkpoint, counts=1, device=device).device.type in ("cpu", "cuda")
 
 
 def image_folder(root, images: np.ndarray, labels: np.ndarray, classes) -> ImageFolder:

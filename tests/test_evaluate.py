@@ -348,9 +348,10 @@ def test_the_sample_grid_caption_names_its_rows_and_the_blank_ones():
     assert caption.endswith("none was drawn of c1 (blank)")
     assert "none was drawn" not in _grid_caption(("c0", "c1", "c2"), (top_up[0], np.arange(3)))
     report = analysis.markdown_report(
-        {"verdict": "v", "seeds": [0], "baseline": "real", "steps_per_epoch": {}, "variants": {},
+        {"verdict": "v", "seeds": [0], "baseline": None, "steps_per_epoch": {}, "variants": {},
          "tau": {}}, counts={}, minority=[], figures={caption: "samples.png"})
     assert report.endswith(f"*{caption}*\n\n![{caption}](samples.png)\n")  # shown, not alt text
+    assert "No non-GAN variant ran" in report and "`None`" not in report  # no baseline: said so
 
 
 def test_stage_builds_each_variants_treatment_from_its_own_prior(tmp_path, params):

@@ -217,3 +217,19 @@ def test_the_judge_ratio_compares_balanced_with_balanced(monkeypatch):
     assert report["judge_balanced_accuracy"] == pytest.approx(1 / 3, abs=1e-4)
     verdict = guards.check(report, judge_val_accuracy=1 / 3, min_judge_ratio=0.5, min_diversity=0)
     assert verdict["passed"] and verdict["judge_ratio"] == pytest.approx(1.0, abs=1e-3)
+    assert report["not_measured"] == []
+
+
+def test_classes_too_small_to_score_are_named_not_dropped(monkeypatch):
+    """A tail class of 1 train image (the demo's class 9, the one the GAN fills most) gets no
+    per-class FID or diversity, so the min_diversity guard cannot see it: the report says so."""
+    from augment import fidelity
+    from conftest import fabricate_images
+
+    real = fabricate_images([20, 10, 1])
+    features = np.random.default_rng(0).normal(size=(len(real.labels), 4))
+    probs = np.eye(3)[real.labels]
+    monkeypatch.setattr(fidelity, "judge_outputs", lambda judge, images: (features, probs))
+    report = fidelity_report(None, real, real.images, real.labels)
+    assert report["not_measured"] == [real.classes[2]]
+    assert set(report["diversity"]) == set(real.classes[:2])

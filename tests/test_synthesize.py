@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,6 +58,43 @@ def test_synthesize_rejects_bad_counts():
             augment.synthesize(_generator(), bad)
     with pytest.raises(DataError, match="batch_size: got 0"):
         augment.synthesize(_generator(), 1, batch_size=0)
+    for bad in (dict(batch_size=2.5), dict(batch_size="8"), dict(seed=None), dict(seed=2**70),
+                dict(seed=1.0)):
+        (name, value), = bad.items()
+        with pytest.raises(DataError, match=rf"{name}: got {re.escape(repr(value))}; expected an "
+                                            "integer"):
+            augment.synthesize(_generator(), 1, **bad)
+
+
+def test_a_class_given_by_index_and_by_name_is_refused(checkpoint):
+    with pytest.raises(DataError, match=r"class '3' is given twice"):
+        augment.synthesize(checkpoint, {3: 1, "3": 2})
+
+
+def test_a_loaded_generator_draws_where_it_lives(monkeypatch):
+    """device=None: a model the caller placed is used there; the default device (CUDA on a GPU
+    machine; a stand-in here) is for checkpoints. A CPU model had been fed CUDA inputs."""
+    import augment.synthesis as S
+
+    monkeypatch.setattr(S, "resolve_device", lambda device=None: torch.device("meta"))
+    generator = _generator()
+    images, labels = augment.synthesize(generator, 2, seed=1)
+    assert images.device.type == "cpu" and len(labels) == 8
+
+
+def test_a_keep_filter_must_answer_with_a_bool_mask():
+    """An integer 0/1 mask had indexed images 0 and 1 (twenty copies of one image, silently);
+    floats, None or a mask of another length had raised torch's own errors."""
+    n = 12
+    for bad, got in [(lambda x, y: torch.ones(len(y), dtype=torch.int64), "torch.int64"),
+                     (lambda x, y: torch.ones(len(y)), "torch.float32"),
+                     (lambda x, y: None, "NoneType"),
+                     (lambda x, y: torch.ones(3, dtype=torch.bool), r"shape \(3,\)")]:
+        with pytest.raises(DataError, match=rf"keep\(images, labels\) must return a bool mask "
+                                            rf"of shape \(\d+,\), one flag per image; got .*{got}"):
+            augment.synthesize(_generator(), {1: n}, keep=bad)
+    images, _ = augment.synthesize(_generator(), {1: n}, keep=lambda x, y: np.ones(len(y), bool))
+    assert len({bytes(image.numpy()) for image in images}) == n
 
 
 def test_numpy_integers_are_counts_and_class_indices():

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from augment import selection, stages
 from augment.checkpoint import load_checkpoint, load_generator
@@ -385,6 +386,24 @@ def test_dry_run_prints_the_settings_and_writes_nothing(prepared, tmp_path, caps
     assert shown["lr_g"] == 2e-3 and shown["cls_weight"] == 0.0 and shown.pop("minutes") is None
     assert shown.pop("patience") is None
     assert None not in shown.values()
+    assert not out.exists()
+
+
+def test_dry_run_refuses_what_the_run_would(prepared, tmp_path, capsys):
+    """An unknown DiffAugment op: --dry-run had printed it as fine (exit 0), the real run then
+    failed after opening its dvclive folder. Both now stop before any output."""
+    from augment.cli import main
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["diffaug"] = "transl"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "out"
+    for extra in (["--dry-run"], []):
+        assert main(["train", "--params", str(path), "--data", str(prepared), *extra,
+                     "--out", str(out / "gan.pt"), "--logdir", str(out / "live"),
+                     "--judge", str(tmp_path / "judge.pt")]) == 2
+        assert "train.diffaug: unknown op(s) transl" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -39,7 +39,7 @@ def run(params: Mapping, *, data: str = "data/prepared", model: str = "models/ga
     if cfg.minority_only:
         minority = D.minority_classes(real.counts())
         counts = {c: n if c in minority else 0 for c, n in counts.items()}
-    check_room(out, sum(counts.values()), real.images.shape[1:])
+    check_room(out, sum(counts.values()), real.images.shape[1:], generator.hparams["z_dim"])
     keep, tally = _sample_filter(judge, cfg.filter_threshold, classes, cfg.device)
     images, labels = synthesize(generator, counts, batch_size=cfg.batch_size, seed=seed,
                                 device=cfg.device, amp=cfg.amp, keep=keep,
@@ -85,12 +85,13 @@ def _sample_filter(judge: str, threshold: float, classes: tuple[str, ...], devic
     return keep, tally
 
 
-def check_room(out: str, total: int, shape: tuple[int, ...]) -> None:
-    """Before drawing: the samples are held in memory, then written as PNGs (a file-system
-    block or more each) and as one .npy; a count that cannot fit (a multiple of 1,000 meant as
-    1.0) is refused now, not after the memory or the disk runs out."""
+def check_room(out: str, total: int, shape: tuple[int, ...], z_dim: int) -> None:
+    """Before drawing: the samples are held in memory (their noise, the drawn batches and the
+    joined images at the peak), then written as PNGs (a file-system block or more each) and as
+    one .npy; a count that cannot fit (a multiple of 1,000 meant as 1.0) is refused now, not
+    after the memory or the disk runs out."""
     size = int(np.prod(shape))
-    memory, disk = total * size, total * (size + max(size, 4096))
+    memory, disk = total * (2 * size + 4 * z_dim), total * (size + max(size, 4096))
     where = next(p for p in Path(out).absolute().parents if p.exists())
     free, available = shutil.disk_usage(where).free, _available_memory()
     short = ([f"{_gb(disk)} on disk ({_gb(free)} free in {where})"] if disk > free else []) + (

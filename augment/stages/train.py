@@ -17,6 +17,7 @@ from .. import data as D
 from .. import distributed, selection
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import stage_config
+from ..diffaug import make_diffaug
 from ..errors import DataError
 from ..io import log, write_json
 from ..plots import save_png
@@ -44,6 +45,7 @@ def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.
     device = distributed.rank_device(cfg.device, local, world.local_rank)
     resolved = resolve_for_data(cfg, real, device)
     distributed.check_batch(resolved.batch_size, ranks)
+    make_diffaug(resolved.diffaug)  # an unknown op: an error before --dry-run or any output
     used = {"seed": seed, **dataclasses.asdict(resolved), "nproc": ranks,
             "bf16": resolved.amp and bf16_native(device)}
     if dry_run:
@@ -74,6 +76,10 @@ def run(params: Mapping, *, data: str = "data/prepared", out: str = "models/gan.
                                   num_classes=len(real.classes), per_class=cfg.grid_per_class))
     if best is not None:
         write_json(quality, {**best["quality"], "epoch": best["epoch"], "guards": best["guards"]})
+        if unmeasured := best["quality"].get("not_measured"):
+            log("train", f"note: class(es) {', '.join(unmeasured)} have under 2 train images: no "
+                         "per-class FID or diversity for them, and the min_diversity guard "
+                         "cannot check their samples (look at them in the sample grid)")
     write_json(settings, {**used, "epochs": epochs})  # train.epochs=this reruns a budget
     save_checkpoint(out, {**gan.state(classes=real.classes, epoch=epochs, history=history),
                           "best": best})
