@@ -2,8 +2,11 @@
 
 Every variant is trained once per paired seed (same seed → same split, init, batch order), so
 variants are compared by their per-seed differences: mean difference, a 95 % t-interval and a
-paired t-test p-value, against ``real`` and against the best variant that uses no GAN samples
-(any of them: oversampling, classic augmentation, the long-tail losses and post-hoc rule).
+paired t-test p-value, against ``real``, against ``real+oversample`` (the same class balance from
+repeated real images: what the GAN's images add beyond rebalancing) and against the best variant
+on val that uses no GAN samples (any of them: oversampling, classic augmentation, the long-tail
+losses and post-hoc rule). The intervals are over classifier seeds, for one GAN, one draw of
+its samples and one test split.
 Intervals are t-intervals clipped to what the quantity can be: [0, 1] for a score, [−1, 1]
 for a difference of two scores.
 """
@@ -35,14 +38,19 @@ def mean_ci(values, bounds: tuple[float, float] = SCORE_RANGE) -> dict:
 
 
 def paired(a, b) -> dict:
-    """``a − b`` per seed: mean, 95 % CI and the two-sided paired t-test p-value."""
+    """``a − b`` per seed: mean, 95 % CI and the two-sided paired t-test p-value. The same
+    non-zero difference on every seed has no spread to build a CI or a p-value from: None for
+    both, as for one seed (identical runs: the interval [0, 0], p = 1)."""
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     out = mean_ci(diff, DIFF_RANGE)
     p = None
-    if len(diff) > 1:
-        # All-equal differences: no spread; identical runs (p = 1) or a constant shift (p = 0).
-        p = float(stats.ttest_rel(a, b).pvalue) if diff.std() > 0 else float(diff.mean() == 0)
-    return {**out, "p": p}
+    if len(diff) > 1 and diff.std() > 0:
+        p = float(stats.ttest_rel(a, b).pvalue)
+    elif len(diff) > 1 and diff.mean() == 0:
+        p = 1.0
+    elif len(diff) > 1:
+        out = {**out, "lo": None, "hi": None}
+    return {**out, "p": p, "n": len(diff)}
 
 
 def runs_table(runs: list[dict], counts: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
@@ -61,11 +69,12 @@ def uses_gan(variant: str) -> bool:
 
 def best_baseline(table: pd.DataFrame) -> str | None:
     """The variant without synthetic samples (whatever its other parts: oversampling, classic,
-    a long-tail loss, post-hoc adjustment) with the highest mean balanced accuracy."""
+    a long-tail loss, post-hoc adjustment) with the highest mean *val* balanced accuracy (ties:
+    the earlier in the grid): chosen as :func:`recommend` chooses, before test is looked at."""
     plain = table[~table["variant"].map(uses_gan)]
     if plain.empty:
         return None
-    return str(plain.groupby("variant")["balanced_accuracy"].mean().idxmax())
+    return recommend(plain.groupby("variant", sort=False)["val_balanced_accuracy"].mean().to_dict())
 
 
 def recommend(val: dict[str, float]) -> str:
@@ -90,10 +99,12 @@ def summarize(table: pd.DataFrame) -> dict:
                "seeds": sorted(table["seed"].unique().tolist()),
                "val": {v: round(float(g["val_balanced_accuracy"].mean()), 6)
                        for v, g in by.items()},
-               "baseline": best_baseline(table), "vs_real": {}, "vs_baseline": {}}
+               "baseline": best_baseline(table), "vs_real": {}, "vs_oversample": {},
+               "vs_baseline": {}}
     summary["recommended"] = recommend(summary["val"])
     for v, g in by.items():
-        for ref, key in (("real", "vs_real"), (summary["baseline"], "vs_baseline")):
+        for ref, key in (("real", "vs_real"), ("real+oversample", "vs_oversample"),
+                         (summary["baseline"], "vs_baseline")):
             if ref in by and v != ref and (key == "vs_real" or uses_gan(v)):
                 summary[key][v] = {s: _rounded(paired(g[s].values, by[ref][s].values))
                                    for s in ("balanced_accuracy", "minority_recall")}
@@ -113,7 +124,9 @@ def _gan_variant(summary: dict) -> str | None:
 
 def _effect(d: dict) -> str:
     if d["lo"] is None:
-        return f"changed balanced accuracy by {d['mean']:+.4f} (one seed: no CI)"
+        why = ("one seed" if d.get("n", 1) == 1 else
+               f"the same on all {d['n']} seeds, no spread")
+        return f"changed balanced accuracy by {d['mean']:+.4f} ({why}: no CI or p-value)"
     stat = f"(95 % CI {d['lo']:+.4f} to {d['hi']:+.4f}, paired t-test p = {d['p']:.3g})"
     if d["lo"] > 0 or d["hi"] < 0:
         word = "improved" if d["lo"] > 0 else "lowered"
@@ -122,17 +135,26 @@ def _effect(d: dict) -> str:
 
 
 def verdict(summary: dict) -> str:
-    """One sentence: did the GAN samples help, against real and the best non-GAN baseline?"""
+    """One sentence: did the GAN samples help, against real, against oversampling (the same
+    balance without a GAN) and against the best non-GAN baseline? Then the recommendation."""
     v = _gan_variant(summary)
-    if v is None or v not in summary["vs_real"]:
-        return "no variant combines real and synthetic data with a real-only reference"
-    text = f"Synthetic samples ({v}) {_effect(summary['vs_real'][v]['balanced_accuracy'])} over real"
-    base = summary["baseline"]
-    if v in summary["vs_baseline"] and base != "real":
-        text += (f"; against the best non-GAN baseline ({base}) they "
-                 f"{_effect(summary['vs_baseline'][v]['balanced_accuracy'])}")
+    if v is None:
+        return ("No variant trains on real and synthetic images together: nothing measures "
+                "what the samples add. " + best_overall(summary))
+    claims = [f"{_effect(summary['vs_real'][v]['balanced_accuracy'])} over real"
+              ] if v in summary["vs_real"] else []
+    if v in summary["vs_oversample"] and summary["baseline"] != "real+oversample":
+        claims.append(f"{_effect(summary['vs_oversample'][v]['balanced_accuracy'])} against "
+                      "real+oversample (the same class balance from repeated real images)")
+    if v in summary["vs_baseline"] and summary["baseline"] != "real":
+        claims.append(f"{_effect(summary['vs_baseline'][v]['balanced_accuracy'])} against the "
+                      f"best non-GAN baseline on val ({summary['baseline']})")
+    if not claims:
+        return (f"Synthetic samples ({v}): no variant without them ran to compare with. "
+                + best_overall(summary))
     n = len(summary["seeds"])
-    return text + f" ({n} paired seed{'s' if n > 1 else ''}). " + best_overall(summary)
+    return (f"Synthetic samples ({v}) {'; '.join(claims)} ({n} paired "
+            f"seed{'s' if n > 1 else ''}). " + best_overall(summary))
 
 
 def best_overall(summary: dict) -> str:
@@ -142,6 +164,11 @@ def best_overall(summary: dict) -> str:
     rec, best = summary["recommended"], max(means, key=means.get)
     text = (f"Recommended, chosen on val: {rec} (val {summary['val'][rec]:.4f}, test "
             f"{means[rec]:.4f}), {_kind(rec)}.")
+    against = summary["vs_baseline"].get(rec, {}).get("balanced_accuracy")
+    if against is not None:  # a GAN variant: does it beat what needs no GAN, on test?
+        level = against["lo"] is None or against["lo"] <= 0 <= against["hi"]
+        text += (f" On test it {_effect(against)} against {summary['baseline']}"
+                 + (", which needs no GAN." if level else "."))
     if best != rec:
         text += f" Highest on test: {best} ({means[best]:.4f}), {_kind(best)}."
     return text
@@ -149,6 +176,9 @@ def best_overall(summary: dict) -> str:
 
 def _kind(variant: str) -> str:
     return "a GAN variant" if uses_gan(variant) else "not a GAN variant"
+
+
+COMPARISONS = ("vs_real", "vs_oversample", "vs_baseline")
 
 
 def metrics_json(summary: dict) -> dict:
@@ -164,7 +194,7 @@ def metrics_json(summary: dict) -> dict:
         out[v]["prior_ratio"] = summary["prior_ratio"][v]
         if v in summary["tau"]:
             out[v]["tau_mean"] = round(float(np.mean(summary["tau"][v])), 4)
-    for key in ("vs_real", "vs_baseline"):
+    for key in COMPARISONS:
         for v, scores in summary[key].items():
             out[f"{key}:{v}"] = {f"{s}{suffix}": d[k] for s, d in scores.items()
                                  for k, suffix in (("mean", ""), ("lo", "_lo"), ("hi", "_hi"),
@@ -185,7 +215,7 @@ def summary_table(summary: dict) -> pd.DataFrame:
         for s in ("balanced_accuracy", "minority_recall"):
             row.update({s: scores[s]["mean"], f"{s}_lo": scores[s]["lo"],
                         f"{s}_hi": scores[s]["hi"]})
-        for key in ("vs_real", "vs_baseline"):
+        for key in COMPARISONS:
             d = summary[key].get(v, {}).get("balanced_accuracy")
             row.update({f"{key}": d and d["mean"], f"{key}_lo": d and d["lo"],
                         f"{key}_hi": d and d["hi"], f"{key}_p": d and d["p"]})
@@ -213,7 +243,7 @@ def _steps_sentence(steps: dict[str, int]) -> str:
 def _baseline_sentence(baseline: str | None) -> str:
     if baseline is None:
         return "No non-GAN variant ran (evaluate.variants), so none is compared against."
-    return f"Best non-GAN baseline: `{baseline}`."
+    return f"Best non-GAN baseline (the highest on val): `{baseline}`."
 
 
 def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str],
@@ -226,6 +256,8 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              f"{_baseline_sentence(summary['baseline'])} Paired seeds: "
              f"{', '.join(map(str, summary['seeds']))}; each run picks its epoch on val and is "
              f"scored once on test. {_steps_sentence(summary['steps_per_epoch'])}"
+             "The intervals are over classifier seeds, for this one GAN, its one draw of samples "
+             "and this test split: another GAN run can move the GAN rows by more. "
              f"Cells: mean [{INTERVAL}]; Δ: paired difference, t-test p. Prior max/min: the "
              "largest over the smallest class count of the variant's training set (synthetic "
              "images counted W times for `synthetic*W`), the prior its long-tail parts use "
@@ -234,14 +266,14 @@ def markdown_report(summary: dict, *, counts: dict[str, int], minority: list[str
              "recommended variant has the highest.", "",
              "| variant | train images | prior max/min | steps per epoch | val bal. acc. "
              "| balanced accuracy | minority recall | Δ bal. acc. vs real "
-             "| Δ bal. acc. vs best non-GAN |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| Δ vs `real+oversample` | Δ vs best non-GAN |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for v, scores in summary["variants"].items():
-        deltas = [summary[k].get(v, {}).get("balanced_accuracy") for k in ("vs_real", "vs_baseline")]
+        deltas = [_cell(summary[k].get(v, {}).get("balanced_accuracy")) for k in COMPARISONS]
         lines.append(f"| `{v}` | {summary['n_train'][v]} | {summary['prior_ratio'][v]:.3g} | "
                      f"{summary['steps_per_epoch'][v]} | {summary['val'][v]:.4f} | "
                      f"{_cell(scores['balanced_accuracy'])} | "
-                     f"{_cell(scores['minority_recall'])} | {_cell(deltas[0])} | {_cell(deltas[1])} |")
+                     f"{_cell(scores['minority_recall'])} | {' | '.join(deltas)} |")
     lines += ["", *_tau_lines(summary["tau"])]
     lines += [line for note in notes for line in (note, "")]
     lines += [line for title, path in figures.items() for line in (f"*{title}*", "",

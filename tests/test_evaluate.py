@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,7 @@ def test_best_non_gan_baseline_is_chosen_over_the_loss_side_variants_too():
     assert set(summary["vs_baseline"]) == {"real+synthetic"}
     assert summary["vs_baseline"]["real+synthetic"]["balanced_accuracy"]["mean"] == pytest.approx(
         -0.01, abs=0.003)
-    assert "against the best non-GAN baseline (real+balanced_softmax)" in summary["verdict"]
+    assert "against the best non-GAN baseline on val (real+balanced_softmax)" in summary["verdict"]
     assert summary["tau"] == {"real+posthoc": [1.25] * 5}
     flat = analysis.metrics_json(summary)
     assert flat["baseline"] == "real+balanced_softmax" and flat["real+posthoc"]["tau_mean"] == 1.25
@@ -107,6 +108,46 @@ def test_best_non_gan_baseline_is_chosen_over_the_loss_side_variants_too():
     assert "| `real` | 100 | 10 | 1 |" in report and "| `real+synthetic` | 100 | 1 | 1 |" in report
     assert "`real+posthoc` 1.25, 1.25, 1.25, 1.25, 1.25." in report
     assert "clipped to [0, 1]" in report
+
+
+def test_the_verdict_separates_rebalancing_from_the_gan_and_weighs_the_recommendation():
+    """A sceptic's reading: real+synthetic against real+oversample (the same balance without a
+    GAN); a recommended GAN variant against the best non-GAN baseline on test, "which needs no
+    GAN" when level; the baseline chosen on val, not test."""
+    table = _table(0.04, variants=(("real", 0.0), ("real+oversample", 0.03),
+                                   ("real+balanced_softmax", 0.045)))
+    summary = analysis.summarize(table)
+    assert ("against real+oversample (the same class balance from repeated real images)"
+            in summary["verdict"])
+    assert summary["vs_oversample"]["real+synthetic"]["balanced_accuracy"]["mean"] == \
+        pytest.approx(0.01, abs=0.003)
+    assert "vs_oversample:real+synthetic" in analysis.metrics_json(summary)
+    # the GAN variant is best on val by a hair: recommended, level with the baseline on test
+    table.loc[table["variant"] == "real+synthetic", "val_balanced_accuracy"] += 0.02
+    table.loc[table["variant"] == "real+synthetic", "balanced_accuracy"] = (
+        table.loc[table["variant"] == "real+balanced_softmax", "balanced_accuracy"].values
+        + np.random.default_rng(1).normal(0, 0.002, 5))
+    summary = analysis.summarize(table)
+    assert summary["recommended"] == "real+synthetic"
+    assert re.search(r"On test it did not significantly change balanced accuracy: [-+]0\.00\d+ "
+                     r".* against real\+balanced_softmax, which needs no GAN\.",
+                     summary["verdict"])
+    # test favours real+oversample, val real+balanced_softmax: the baseline is val's
+    table.loc[table["variant"] == "real+oversample", "balanced_accuracy"] += 0.1
+    assert analysis.summarize(table)["baseline"] == "real+balanced_softmax"
+
+
+def test_a_constant_difference_has_no_ci_and_no_real_variant_still_gets_a_verdict():
+    table = _table(0.0, seeds=2, variants=(("real+oversample", 0.0),))
+    table.loc[table["variant"] == "real+synthetic", "balanced_accuracy"] = (
+        table.loc[table["variant"] == "real+oversample", "balanced_accuracy"].values + 0.01)
+    summary = analysis.summarize(table)
+    assert ("changed balanced accuracy by +0.0100 (the same on all 2 seeds, no spread: no CI "
+            "or p-value) against the best non-GAN baseline on val") in summary["verdict"]
+    assert "Recommended, chosen on val" in summary["verdict"]
+    only_gan = _table(0.0, seeds=2, variants=())
+    assert analysis.summarize(only_gan)["verdict"].startswith(
+        "Synthetic samples (real+synthetic): no variant without them ran to compare with.")
 
 
 def test_oversample_balances_and_keeps_every_image():
