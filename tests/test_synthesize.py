@@ -156,8 +156,9 @@ def test_a_draw_too_big_for_the_machine_is_refused_before_drawing(prepared, chec
     params["synthesize"]["multiple"] = 1e9
     kw = dict(data=str(prepared), model=str(checkpoint), judge=str(judge),
               out=str(tmp_path / "syn"), metrics=str(tmp_path / "syn.json"))
-    with pytest.raises(ConfigError, match=r"synthesize: [\d,]+ samples of 1×8×8 need about "
-                                          r"[\d,.]+ GB on disk \([\d,.]+ GB free in .*lower "
+    size = r"[\d,.]+ [kMGT]?B"
+    with pytest.raises(ConfigError, match=rf"synthesize: [\d,]+ samples of 1×8×8 need about "
+                                          rf"{size} on disk \({size} free in .*lower "
                                           r"synthesize.multiple"):
         stages.synthesize.run(params, **kw)
     assert not (tmp_path / "syn").exists() and not (tmp_path / "syn.json").exists()

@@ -94,8 +94,8 @@ def check_room(out: str, total: int, shape: tuple[int, ...], z_dim: int) -> None
     memory, disk = total * (2 * size + 4 * z_dim), total * (size + max(size, 4096))
     where = next(p for p in Path(out).absolute().parents if p.exists())
     free, available = shutil.disk_usage(where).free, _available_memory()
-    short = ([f"{_gb(disk)} on disk ({_gb(free)} free in {where})"] if disk > free else []) + (
-        [f"{_gb(memory)} of memory ({_gb(available)} available)"]
+    short = ([f"{_size(disk)} on disk ({_size(free)} free in {where})"] if disk > free else []) + (
+        [f"{_size(memory)} of memory ({_size(available)} available)"]
         if available is not None and memory > available else [])
     if short:
         raise ConfigError(f"synthesize: {total:,} samples of {'×'.join(map(str, shape))} need "
@@ -114,5 +114,10 @@ def _available_memory() -> int | None:
     return None
 
 
-def _gb(n: int) -> str:
-    return f"{n / 1e9:,.1f} GB"
+def _size(n: float) -> str:
+    """Bytes as people read them: 812 B, 10.4 MB, 2,560.0 TB."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
