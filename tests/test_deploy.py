@@ -8,6 +8,8 @@ through the API with ``run_deployment``, as a scheduler or a teammate would.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -19,8 +21,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 
-from conftest import ROOT, make_dvc_repo, run_checked
-from flows.retrain import CommandFailed, _transient
+from conftest import ROOT, make_dvc_repo, run_checked, tiny_params
+from flows.retrain import CommandFailed, _run, _transient, retrain
 from flows.server import stop_group
 
 DEPLOYMENT = "augment-retrain/test"
@@ -75,7 +77,7 @@ async def _artifact_keys(flow_run_id) -> set[str]:
         return {a.key for a in found}
 
 
-def test_triggered_run_publishes_artifacts_and_leaves_dvc_clean(served):
+def test_triggered_run_publishes_and_commits_a_branch_that_reproduces_it(served, tmp_path):
     repo, env = served
     run = run_deployment(DEPLOYMENT, parameters={"commit_branch": "augment/retrain", "push": True},
                          timeout=900, poll_interval=1)
@@ -89,6 +91,19 @@ def test_triggered_run_publishes_artifacts_and_leaves_dvc_clean(served):
     committed = run_checked(["git", "show", "augment/retrain:dvc.lock"], repo, env)
     assert committed == (repo / "dvc.lock").read_text()
     assert run_checked(["git", "branch", "--show-current"], repo, env).strip() != "augment/retrain"
+    # The branch with DVC's cache gives every output of the run: the git-tracked report, plots
+    # and dvclive curves too, not stale ones beside new metrics.
+    clone = tmp_path / "clone"
+    run_checked(["git", "clone", "-q", "-b", "augment/retrain", str(repo), str(clone)], tmp_path,
+                env)
+    run_checked([dvc, "cache", "dir", "--local", str(repo / ".dvc" / "cache")], clone, env)
+    run_checked([dvc, "checkout"], clone, env)
+    assert "Data and pipelines are up to date" in run_checked([dvc, "status"], clone, env)
+    # A one-line subject; the verdict in the body.
+    subject, _, body = run_checked(["git", "log", "-1", "--format=%B", "augment/retrain"], repo,
+                                   env).partition("\n")
+    assert 0 < len(subject) <= 72, subject
+    assert json.loads((repo / "metrics" / "evaluate.json").read_text())["verdict"] in body
 
 
 def _artifact_keys_sync(flow_run_id) -> set[str]:
@@ -112,6 +127,97 @@ def test_overlapping_triggers_run_one_at_a_time(served):
     a, b = sorted(runs.values(), key=lambda r: r.start_time)
     assert a.end_time <= b.start_time, "the two retrain runs overlapped"
     assert any("AwaitingConcurrencySlot" in s for s in states[b.id]), states[b.id]
+
+
+def _workspace_files(root: Path) -> dict[str, str]:
+    """Every file of the workspace with its SHA-256, but git's and DVC's own folders, bytecode
+    and the train stage's resume scratch (``models/train-resume``: ignored by git and DVC)."""
+    skip = {".git", ".dvc", "__pycache__", "train-resume"}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not skip & set(p.relative_to(root).parts)}
+
+
+def test_a_failed_retrain_leaves_the_workspace_as_it_was(served):
+    # The judge stage reruns and passes (dvc.lock and models/judge.pt change), then the train
+    # stage fails its quality guard after DVC deleted its outputs (models/gan.pt, cached;
+    # metrics/quality.json, plots/train, dvclive/: git-tracked) and dvc exp run wrote both
+    # overrides into params.yaml. Afterwards the workspace must be byte for byte as before (as
+    # the earlier tests left it, not as HEAD has it) and the flow run Failed.
+    repo, env = served
+    retrain(workspace=str(repo))  # the outputs in place (nothing to rerun after the tests above)
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    before = _workspace_files(repo)
+    state = retrain(workspace=str(repo), set_params=["judge.epochs=1", "train.min_diversity=0.99"],
+                    return_state=True)
+    assert state.is_failed(), state
+    assert "train.min_diversity" in state.message, state.message
+    after = _workspace_files(repo)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    assert not changed, f"the failed run left these changed: {changed}"
+    assert "Data and pipelines are up to date" in run_checked([dvc, "status"], repo, env)
+
+
+@pytest.fixture(scope="module")
+def plain_repo(tmp_path_factory):
+    """A DVC workspace with tiny params, never reproduced: for runs refused before any stage."""
+    repo = tmp_path_factory.mktemp("plain")
+    return repo, make_dvc_repo(repo)
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--set", "train.epoch=80"], "train: unknown key(s) epoch; allowed keys are: preset"),
+    (["--set", "train.epochs=0"], "train.epochs: got 0"),
+    (["--workspace", "/nonexistent"], "workspace /nonexistent: no such folder"),
+    (["--cron", "every monday"], "--cron 'every monday': not a cron schedule"),
+])
+def test_serve_refuses_what_every_scheduled_run_would_fail_on(prefect_api, plain_repo, args,
+                                                              names):
+    repo, env = plain_repo
+    assert names in _serve_refused(repo, {**env, "PREFECT_API_URL": prefect_api}, args)
+
+
+def test_serve_refuses_an_override_of_a_key_params_yaml_lacks(prefect_api, tmp_path):
+    # Valid for the stage (its default applies), but dvc exp run -S changes only existing keys.
+    params = tiny_params()
+    del params["train"]["minutes"]
+    env = {**make_dvc_repo(tmp_path, params), "PREFECT_API_URL": prefect_api}
+    error = _serve_refused(tmp_path, env, ["--set", "train.minutes=5"])
+    assert "train.minutes is not in" in error and "+train.minutes=5" in error
+
+
+def _serve_refused(repo: Path, env: dict, args: list[str]) -> str:
+    """``python -m flows serve`` on ``repo`` with ``args``: its one-line error (exit status 2)."""
+    proc = subprocess.run([sys.executable, "-m", "flows", "serve", "--name", "refused",
+                           "--workspace", str(repo), *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=60)  # serving runs until killed
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("python -m flows serve: error: "), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    return proc.stderr
+
+
+def test_a_run_triggered_with_a_bad_override_fails_at_once_in_one_line(plain_repo):
+    # set_params given at trigger time (UI, prefect deployment run -p) skip serve's check.
+    repo, _ = plain_repo
+    params = (repo / "params.yaml").read_bytes()
+    started = time.monotonic()
+    state = retrain(workspace=str(repo), set_params=["train.epoch=80"], return_state=True)
+    assert state.is_failed(), state
+    assert "train: unknown key(s) epoch" in state.message, state.message
+    assert "\n" not in state.message, state.message
+    assert time.monotonic() - started < 30, "retried"
+    assert (repo / "params.yaml").read_bytes() == params
+
+
+@pytest.mark.parametrize("override", ["train.epoch=80", "train.epochs"])
+def test_dvc_refusing_an_override_is_not_retried(plain_repo, override):
+    # DVC's refusal exits 255, as a crash does; the same override is refused every time.
+    repo, _ = plain_repo
+    with pytest.raises(CommandFailed) as refused:
+        _run(["dvc", "exp", "run", "-S", override], str(repo))
+    assert refused.value.returncode == 255
+    assert _transient(None, None, _FailedState(refused.value)) is False
 
 
 class _FailedState:
