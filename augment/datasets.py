@@ -31,7 +31,7 @@ from .checkpoint import load_generator
 from .errors import DataError
 from .runtime import resolve_device, to_uint8
 from .sampling import MixedSampler
-from .synthesis import MAX_SEED, _labels, check_whole, class_counts
+from .synthesis import TORCH_SEED_MAX, _labels, check_whole, class_counts
 
 
 CHUNK = 16  # generator batch: fixed, so an item's bytes do not depend on its batch-mates
@@ -72,7 +72,7 @@ class SyntheticDataset(Dataset):
                             "{class name: index}, e.g. your ImageFolder's class_to_idx")
         source = Path(source)
         self.transform, self.target_transform = transform, target_transform
-        self.source, self.seed = source, check_whole("seed", seed, 0, MAX_SEED)
+        self.source, self.seed = source, check_whole("seed", seed, 0, TORCH_SEED_MAX)
         self.generator = None
         if not source.exists():
             raise DataError(f"{source}: not found; give the synthesize stage's folder "
@@ -209,8 +209,8 @@ def _counts_by_name(counts, class_to_idx: Mapping[str, int] | None):
                                 f"{min(name_of, default=0)}..{max(name_of, default=-1)})")
             key = name_of[int(key)]
         if key in named:
-            raise DataError(f"counts: class {key!r} given twice (by index and by name); give "
-                            "each class once")
+            raise DataError(f"counts: class {key!r} is given twice (by index and by name); "
+                            "give each class once")
         named[key] = n
     return named
 

@@ -184,8 +184,8 @@ def load_split_folder(root: str | Path, *, image_size: int | None = None,
         raise DataError(f"{root}: no train folder; the split layout is root/train/<class>/<image> "
                         "(+ root/test/…, root/val/…); read root/<class>/<image> with load_folder")
     found = {split: _split_classes(folder) for split, folder in folders.items()}
-    names = {_key(n): n for split in reversed(folders) for n in found[split]}  # train's spelling
-    class_list = _fixed_classes(sorted(names.values()), classes, what=f"class folder(s) in {root}")
+    class_list = _fixed_classes([n for names in found.values() for n in names], classes,
+                                what=f"class folder(s) in {root}")  # train's spelling first
     _check_same_classes(folders, found, class_list)
     items, split_of, skipped = [], [], []
     for split, folder in folders.items():

@@ -64,7 +64,9 @@ def check_whole(name: str, value, lo: int, hi: int | None = None) -> int:
     return int(value)
 
 
-MAX_SEED = 2**63 - 1  # what torch's generators take
+# what torch's generators take; the library's limit, above params.yaml's config.MAX_SEED
+# (the stages derive seeds from it: seed + k)
+TORCH_SEED_MAX = 2**63 - 1
 
 
 def _class_index(key: str | int, classes: tuple[str, ...] | None, num_classes: int) -> int:
@@ -127,7 +129,7 @@ def synthesize(generator: nn.Module | str | Path, counts: Mapping[int | str, int
     raises :class:`DataError`.
     """
     check_whole("batch_size", batch_size, 1)
-    check_whole("seed", seed, 0, MAX_SEED)
+    check_whole("seed", seed, 0, TORCH_SEED_MAX)
     classes = None
     if isinstance(generator, (str, Path)):
         device = resolve_device(device)

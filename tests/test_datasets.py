@@ -128,7 +128,7 @@ def test_counts_by_index_are_read_in_the_real_sets_order_or_refused(checkpoint):
         mix(ImageFolderLike(mapping), SyntheticDataset(checkpoint, counts={1: 2}))
     same_order = {str(c): c for c in range(10)}
     assert len(mix(ImageFolderLike(same_order), SyntheticDataset(checkpoint, counts={1: 2}))[0]) == 2
-    with pytest.raises(DataError, match=r"class '8' given twice"):
+    with pytest.raises(DataError, match=r"class '8' is given twice"):
         SyntheticDataset(checkpoint, counts={1: 2, "8": 1}, class_to_idx=mapping)
 
 
